@@ -1,0 +1,115 @@
+# Makefile - four routers, one conformance suite, one benchmark, one talk.
+#
+#   make              build every router into build/router-<impl>, and the test programs
+#   make test         unit tests + the conformance suite for every router (installs deps)
+#   make asan / tsan  the same under AddressSanitizer+UBSan / ThreadSanitizer
+#   make fuzz         run the frame parser's libFuzzer target (FUZZ_SECONDS, default 60)
+#   make check ROUTER='command'   run the conformance suite against any router
+#   make bench        the full benchmark and report; make bench-quick for a short run
+#   make slides       render the decks
+#   make format       clang-format every C file
+
+SAN ?=
+BUILD ?= build$(if $(SAN),/$(SAN))
+OBJ := $(BUILD)/obj
+
+CC ?= cc
+CFLAGS_BASE := -std=c17 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Icommon -MMD -MP
+SAN_FLAGS_asan := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+SAN_FLAGS_tsan := -fsanitize=thread -fno-omit-frame-pointer
+SAN_FLAGS := $(SAN_FLAGS_$(SAN))
+CFLAGS ?=
+CFLAGS += $(CFLAGS_BASE) $(SAN_FLAGS)
+LDFLAGS += $(SAN_FLAGS) -pthread
+
+# Evaluated when a recipe runs, after scripts/deps.sh has installed pkg-config and the libraries.
+UV_LIBS = $(shell pkg-config --libs libuv)
+CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
+
+# Every impl-<name>/ with C sources becomes build/router-<name>.
+IMPLS := $(sort $(patsubst impl-%/,%,$(dir $(wildcard impl-*/*.c))))
+ROUTERS := $(IMPLS:%=$(BUILD)/router-%)
+LIBS_reactor = $(UV_LIBS)
+
+COMMON_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(wildcard common/*.c))
+UNIT_TESTS := $(patsubst tests/%.c,$(BUILD)/%,$(wildcard tests/unit_*.c))
+# A unit test of one router's private module links that module too.
+UNIT_EXTRA_unit_channel := $(OBJ)/impl-channels/channel.o
+CONFORMANCE_SRCS := $(wildcard tests/conformance*.c)
+PROGRAMS := $(ROUTERS) $(UNIT_TESTS) $(if $(CONFORMANCE_SRCS),$(BUILD)/conformance) \
+            $(if $(wildcard bench/*.c),$(BUILD)/loadgen)
+
+DEPS_STAMP := build/.deps-build
+
+.PHONY: all test asan tsan fuzz check bench bench-quick slides format clean
+.SECONDEXPANSION:
+
+all: $(PROGRAMS)
+
+$(DEPS_STAMP): scripts/deps.sh
+	@mkdir -p $(@D)
+	@scripts/deps.sh build
+	@touch $@
+
+$(OBJ)/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libcommon.a: $(COMMON_OBJS)
+	$(AR) rcs $@ $^
+
+$(BUILD)/router-%: $$(patsubst %.c,$(OBJ)/%.o,$$(wildcard impl-$$*/*.c)) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_$*)
+
+$(BUILD)/unit_%: $(OBJ)/tests/unit_%.o $$(UNIT_EXTRA_unit_$$*) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS)
+
+$(BUILD)/conformance: $(CONFORMANCE_SRCS:%.c=$(OBJ)/%.o) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS)
+
+$(BUILD)/loadgen: $(patsubst %.c,$(OBJ)/%.o,$(wildcard bench/*.c)) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(UV_LIBS) -lm
+
+test: all
+	@tests/run.sh $(BUILD)
+
+asan:
+	@$(MAKE) --no-print-directory SAN=asan test
+
+tsan:
+	@$(MAKE) --no-print-directory SAN=tsan test
+
+# The frame parser under libFuzzer (clang only), for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+build/fuzz_frame: tests/fuzz_frame.c common/frame.c common/frame.h
+	@scripts/deps.sh fuzz
+	@mkdir -p $(@D)
+	clang -std=c17 -O1 -g -Icommon -fsanitize=fuzzer,address,undefined -o $@ tests/fuzz_frame.c common/frame.c
+
+fuzz: build/fuzz_frame
+	@mkdir -p build/fuzz-corpus
+	build/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz-corpus
+
+check: all
+	@test -n "$(ROUTER)" || { echo "usage: make check ROUTER='command [args]'" >&2; exit 2; }
+	$(BUILD)/conformance $(ROUTER)
+
+bench: all
+	@scripts/deps.sh bench
+	@bench/run.sh full $(BUILD) $(EXTRA)
+
+bench-quick: all
+	@scripts/deps.sh bench
+	@bench/run.sh quick $(BUILD) $(EXTRA)
+
+slides:
+	@scripts/deps.sh slides
+	@$(MAKE) --no-print-directory -C slides
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

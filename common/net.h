@@ -1,0 +1,47 @@
+/*
+ * net.h - socket plumbing shared by every router, in the manner of Redis's anet.c.
+ *
+ * Functions that can fail for a reason worth telling return -1 and write a message into err
+ * ("bind 127.0.0.1:8080: Address already in use"). The I/O helpers retry on EINTR and finish
+ * partial writes, so no router repeats those loops. SIGPIPE is ignored once, in net_setup_process,
+ * so a write to a vanished peer returns EPIPE instead of killing the router.
+ */
+#ifndef NET_H
+#define NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#define NET_ERR_LEN 256
+
+/* Ignore SIGPIPE; raise RLIMIT_NOFILE to cover want_fds if the hard limit allows. */
+int net_setup_process(size_t want_fds, char err[NET_ERR_LEN]);
+
+/* A listening TCP socket bound to host:port (SO_REUSEADDR). Returns the fd or -1. */
+int net_listen(const char *host, uint16_t port, char err[NET_ERR_LEN]);
+
+/* The port a bound socket actually got (for --port 0). */
+uint16_t net_local_port(int fd);
+
+/* Accept one client; returns its fd (TCP_NODELAY set), or -1 with errno (EAGAIN, EMFILE...). */
+int net_accept(int listen_fd);
+
+/* read(2) that retries on EINTR. Returns bytes read, 0 at EOF, -1 on error. */
+ssize_t net_read(int fd, void *buf, size_t len);
+
+/* Write all of buf, retrying on EINTR and partial writes. Returns 0, or -1 with errno.
+ * On a non-blocking socket it returns -1/EAGAIN only if nothing at all could be written. */
+int net_write_all(int fd, const void *buf, size_t len);
+
+/* The same for a vector of buffers; iov is modified in place. */
+int net_writev_all(int fd, struct iovec *iov, int iovcnt);
+
+int net_set_nonblocking(int fd);
+int net_set_sndbuf(int fd, int bytes);
+
+/* One line on stdout, flushed: "listening on HOST:PORT". Test and bench harnesses wait for it. */
+void net_announce(const char *host, uint16_t port);
+
+#endif

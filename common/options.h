@@ -1,0 +1,51 @@
+/*
+ * options.h - the command line every router shares.
+ *
+ *   --host ADDR          address to bind (default 127.0.0.1)
+ *   --port N             port to bind; 0 picks a free one (default 8080)
+ *   --ids MODE           sequential (from 1, the default) or random (unpredictable, unique)
+ *   --max-message N      longest payload in bytes (default 65536)
+ *   --max-clients N      connected clients at once (default 10000)
+ *   --max-pending N      bytes queued for one destination before its senders wait (1 MiB)
+ *   --no-error-frames    never send error frames (clients that expect the bare protocol)
+ *   --variant NAME       a router's alternative version of its pattern, if it has any
+ *   --verbose, --quiet   more or less logging on stderr
+ *   --help, --version
+ *
+ * options_parse() exits: 0 after --help or --version, 2 with usage on stderr for a bad option.
+ */
+#ifndef OPTIONS_H
+#define OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ROUTER_VERSION "1.0.0"
+
+enum ids_mode { IDS_SEQUENTIAL, IDS_RANDOM };
+
+/* What a router says about itself in --help. */
+struct router_info {
+    const char *name;                /* "router-mutex" */
+    const char *summary;             /* one line: the pattern */
+    const char *const *variants;     /* NULL-terminated; variants[0] is the default; may be NULL */
+    const char *const *variant_help; /* one line per variant, same order */
+    bool own_signals; /* true: the router catches SIGINT/SIGTERM itself (the reactor's
+                         uv_signal); false: server_start routes them to server_wait_accept */
+};
+
+struct options {
+    const char *host;
+    uint16_t port;
+    enum ids_mode ids;
+    size_t max_message;
+    size_t max_clients;
+    size_t max_pending;
+    bool error_frames;
+    const char *variant; /* one of info->variants, or NULL if the router has none */
+};
+
+void options_parse(int argc, char **argv, const struct router_info *info, struct options *opt);
+
+#endif
