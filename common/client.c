@@ -61,7 +61,12 @@ int client_connect_raw(struct client *c, const char *host, uint16_t port)
     if (fd < 0)
         return -1;
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
     c->fd = fd;
     return 0;
 }
@@ -204,13 +209,19 @@ int router_spawn(char *const argv[], int stderr_fd, struct router_proc *r)
     pid_t pid = fork();
     if (pid < 0) {
         perror("fork");
+        close(out[0]);
+        close(out[1]);
         free(args);
         return -1;
     }
     if (pid == 0) {
-        dup2(out[1], STDOUT_FILENO);
-        if (stderr_fd >= 0)
-            dup2(stderr_fd, STDERR_FILENO);
+        /* The router starts with no signal blocked, whatever the harness thread had blocked:
+         * a blocked SIGTERM would survive exec and make router_stop's signal go unseen. */
+        sigset_t none;
+        sigemptyset(&none);
+        if (sigprocmask(SIG_SETMASK, &none, NULL) != 0 || dup2(out[1], STDOUT_FILENO) < 0 ||
+            (stderr_fd >= 0 && dup2(stderr_fd, STDERR_FILENO) < 0))
+            _exit(127);
         execv(args[0], args);
         fprintf(stderr, "exec %s: %s\n", args[0], strerror(errno));
         _exit(127);
@@ -225,7 +236,12 @@ int router_spawn(char *const argv[], int stderr_fd, struct router_proc *r)
     while (n + 1 < sizeof line) {
         struct pollfd p = {.fd = out[0], .events = POLLIN};
         int64_t left = deadline - client_now_ms();
-        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+        if (left <= 0)
+            break;
+        int rc = poll(&p, 1, (int)left);
+        if (rc < 0 && errno == EINTR)
+            continue; /* a signal for the harness is no reason to give up on the router */
+        if (rc <= 0)
             break;
         char ch;
         if (net_read(out[0], &ch, 1) != 1)

@@ -5,7 +5,9 @@
 
 static size_t home(const struct conn_table *t, uint32_t id)
 {
-    return (size_t)(id * 0x9E3779B1u) & t->mask; /* Fibonacci hashing spreads sequential IDs */
+    /* Fibonacci hashing: the high half of the product depends on every bit of the ID, so both
+     * sequential IDs and IDs that differ only in their high bits spread over the table. */
+    return (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15u) >> 32) & t->mask;
 }
 
 int conn_table_init(struct conn_table *t, size_t max_entries)
@@ -28,7 +30,8 @@ void conn_table_free(struct conn_table *t)
 
 bool conn_table_put(struct conn_table *t, uint32_t id, void *conn)
 {
-    if (t->count >= t->mask) /* keep one slot empty so every probe ends */
+    /* 0 marks an empty slot, so it is never a key; one slot stays empty so every probe ends. */
+    if (id == 0 || t->count >= t->mask)
         return false;
     size_t i = home(t, id);
     while (t->slots[i].id != 0) {

@@ -26,7 +26,7 @@ struct conn_table {
 
 int conn_table_init(struct conn_table *t, size_t max_entries); /* 0, or -1 if out of memory */
 void conn_table_free(struct conn_table *t);
-bool conn_table_put(struct conn_table *t, uint32_t id, void *conn); /* false if already there */
+bool conn_table_put(struct conn_table *t, uint32_t id, void *conn); /* false: there, full or 0 */
 void *conn_table_get(const struct conn_table *t, uint32_t id);      /* NULL if absent */
 void *conn_table_remove(struct conn_table *t, uint32_t id);         /* the removed conn or NULL */
 

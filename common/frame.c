@@ -21,9 +21,10 @@ ssize_t frame_parse(const uint8_t *buf, size_t len, size_t max_payload, struct f
     if (len <= FRAME_HEADER_LEN)
         return FRAME_NEED_MORE;
 
-    /* The NUL may sit at most max_payload bytes after the header: look no further than that. */
+    /* The NUL may sit at most max_payload bytes after the header: look no further than that.
+     * (Compared so that max_payload + 1 is only computed when it is below avail: no overflow.) */
     size_t avail = len - FRAME_HEADER_LEN;
-    size_t window = avail < max_payload + 1 ? avail : max_payload + 1;
+    size_t window = avail <= max_payload ? avail : max_payload + 1;
     const uint8_t *nul = memchr(buf + FRAME_HEADER_LEN, '\0', window);
     if (nul == NULL)
         return avail > max_payload ? FRAME_TOO_LONG : FRAME_NEED_MORE;

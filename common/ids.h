@@ -21,7 +21,7 @@ struct id_allocator {
 };
 
 void ids_init(struct id_allocator *ids, enum ids_mode mode);
-/* Returns false once all 2^32 - 1 IDs have been handed out. */
+/* Returns false once the 32-bit ID space is used up (after about 4 billion IDs). */
 bool ids_next(struct id_allocator *ids, uint32_t *id);
 
 #endif

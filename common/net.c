@@ -54,6 +54,7 @@ int net_listen(const char *host, uint16_t port, char err[NET_ERR_LEN])
     int fd = -1;
     const char *step = "socket";
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        step = "socket"; /* the message names the step that failed for the last address */
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0)
             continue;

@@ -105,6 +105,8 @@ void options_parse(int argc, char **argv, const struct router_info *info, struct
     };
 
     opterr = 0; /* we print our own message */
+    optind = 0; /* glibc: rescan from argv[1] and forget any earlier argv, so a second call
+                   (tests do this) does not resume the first one's state */
     int c;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         switch (c) {
@@ -157,8 +159,13 @@ void options_parse(int argc, char **argv, const struct router_info *info, struct
             exit(0);
         case ':':
             bad_usage(info, "%s needs a value", argv[optind - 1]);
-        default:
-            bad_usage(info, "unknown option '%s'", argv[optind - 1]);
+        default: {
+            /* An unknown short option may sit inside a group ("-qx"), where argv[optind - 1]
+             * is not it; optopt names it. For long options it is 0 or the option's code. */
+            char shortopt[3] = {'-', (char)optopt, '\0'};
+            bad_usage(info, "unknown option '%s'",
+                      optopt > 0 && optopt < 256 ? shortopt : argv[optind - 1]);
+        }
         }
     }
     if (optind < argc)

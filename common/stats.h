@@ -15,7 +15,8 @@ struct stats {
     uint64_t error_frames;     /* error frames sent */
 };
 
-/* "router-mutex: served 3 clients, forwarded 10 frames (52 bytes), dropped 0, 1 error frames" */
+/* "router-mutex: served 3 clients, forwarded 10 frames (52 bytes), dropped 0 frames, sent 1
+ * error frames" */
 void stats_print_summary(const char *program, const struct stats *s);
 
 #endif
