@@ -36,15 +36,24 @@ UNIT_TESTS := $(patsubst tests/%.c,$(BUILD)/%,$(wildcard tests/unit_*.c))
 # A unit test of one router's private module links that module too.
 UNIT_EXTRA_unit_channel := $(OBJ)/impl-channels/channel.o
 CONFORMANCE_SRCS := $(wildcard tests/conformance*.c)
+RACE_DRIVER := $(if $(wildcard tests/race_driver.c),$(BUILD)/race_driver)
 PROGRAMS := $(ROUTERS) $(UNIT_TESTS) $(if $(CONFORMANCE_SRCS),$(BUILD)/conformance) \
-            $(if $(wildcard bench/*.c),$(BUILD)/loadgen)
+            $(RACE_DRIVER) $(if $(wildcard bench/*.c),$(BUILD)/loadgen)
 
 DEPS_STAMP := build/.deps-build
 
-.PHONY: all test asan tsan fuzz check bench bench-quick slides format clean
+.PHONY: all routers race-build test asan tsan fuzz check bench bench-quick slides format clean
 .SECONDEXPANSION:
+# Keep object files of routers: they are built through a computed prerequisite list.
+.SECONDARY:
 
 all: $(PROGRAMS)
+
+routers: $(ROUTERS)
+
+# ThreadSanitizer builds of every router, for tests/race_check.sh (part of make test).
+race-build:
+	@$(MAKE) --no-print-directory SAN=tsan BUILD=build/tsan routers $(if $(RACE_DRIVER),build/tsan/race_driver)
 
 $(DEPS_STAMP): scripts/deps.sh
 	@mkdir -p $(@D)
@@ -58,11 +67,15 @@ $(OBJ)/%.o: %.c | $(DEPS_STAMP)
 $(BUILD)/libcommon.a: $(COMMON_OBJS)
 	$(AR) rcs $@ $^
 
-$(BUILD)/router-%: $$(patsubst %.c,$(OBJ)/%.o,$$(wildcard impl-$$*/*.c)) $(BUILD)/libcommon.a
+# No % inside the prerequisites: make would put the stem there before expanding them.
+$(BUILD)/router-%: $$(addprefix $(OBJ)/,$$(subst .c,.o,$$(wildcard impl-$$*/*.c))) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_$*)
 
 $(BUILD)/unit_%: $(OBJ)/tests/unit_%.o $$(UNIT_EXTRA_unit_$$*) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS)
+
+$(BUILD)/race_driver: $(OBJ)/tests/race_driver.o $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^
 
 $(BUILD)/conformance: $(CONFORMANCE_SRCS:%.c=$(OBJ)/%.o) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS)
@@ -70,7 +83,7 @@ $(BUILD)/conformance: $(CONFORMANCE_SRCS:%.c=$(OBJ)/%.o) $(BUILD)/libcommon.a
 $(BUILD)/loadgen: $(patsubst %.c,$(OBJ)/%.o,$(wildcard bench/*.c)) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(UV_LIBS) -lm
 
-test: all
+test: all race-build
 	@tests/run.sh $(BUILD)
 
 asan:
