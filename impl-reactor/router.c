@@ -1,0 +1,673 @@
+/*
+ * router-reactor - the message router as one libuv event loop.
+ *
+ * Pattern: one thread runs one loop, and the loop owns everything - the listener, the
+ * connection table, every buffer, the counters - in one struct router. No socket ever blocks;
+ * the loop calls back when one is ready, and each callback changes the state directly.
+ * Lesson: callbacks run one after another, never two at once, so no state is ever seen half
+ * updated and there is nothing to lock. A read callback forwards a frame by appending it to
+ * the destination's queue; the queue is written later, all at once, before the loop sleeps.
+ * Flaw: it uses one core. The router is no faster than one thread copying bytes, and any
+ * callback that runs long (a slow write to a log, a costly computation) delays every client.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "conn_table.h"
+#include "frame.h"
+#include "ids.h"
+#include "log.h"
+#include "options.h"
+#include "proto.h"
+#include "server.h"
+#include "stats.h"
+
+#define READ_SIZE (64 * 1024) /* first size of a connection's input buffer */
+#define OUT_FIRST 4096        /* first size of an output buffer */
+#define OUT_KEEP (256 * 1024) /* output buffers up to this size are always kept */
+
+/*
+ * An intrusive doubly linked list, as in the Linux kernel. A node that is in no list points to
+ * itself, so it can be removed again harmlessly, and any node can leave its list in O(1).
+ */
+struct list {
+    struct list *prev, *next;
+};
+
+static void list_init(struct list *n)
+{
+    n->prev = n->next = n;
+}
+
+static bool list_empty(const struct list *head)
+{
+    return head->next == head;
+}
+
+static bool list_linked(const struct list *n)
+{
+    return n->next != n;
+}
+
+static void list_remove(struct list *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    list_init(n);
+}
+
+static void list_push(struct list *head, struct list *n)
+{
+    n->prev = head->prev;
+    n->next = head;
+    head->prev->next = n;
+    head->prev = n;
+}
+
+/* Move every node of from to the end of to. */
+static void list_splice(struct list *to, struct list *from)
+{
+    if (list_empty(from))
+        return;
+    from->next->prev = to->prev;
+    to->prev->next = from->next;
+    from->prev->next = to;
+    to->prev = from->prev;
+    list_init(from);
+}
+
+/* The struct conn that holds list node n as its member named field. */
+#define conn_of(n, field) ((struct conn *)((char *)(n) - (offsetof(struct conn, field))))
+
+/*
+ * A connection's outbound queue: frames back to back in one byte buffer, plus, per frame, who
+ * sent it. One contiguous buffer rather than a list of frames because appending a frame is then
+ * a single memcpy into memory reused turn after turn (no malloc per frame), and the whole queue
+ * leaves in one write. The sender IDs cost 8 bytes a frame and let a failed write say exactly
+ * which frames were lost and whom to tell.
+ */
+struct queued_frame {
+    uint32_t sender; /* 0: the router's own bytes (the client's ID, an error frame) */
+    uint32_t len;
+};
+
+struct outbuf {
+    uint8_t *bytes;
+    size_t len, cap;
+    struct queued_frame *frames;
+    size_t nframes, frames_cap;
+};
+
+enum conn_state {
+    OPEN,     /* in the table under its ID: read from and written to */
+    QUITTING, /* out of the table, not read: writes what it has queued, then closes */
+    CLOSING,  /* uv_close called; on_close frees it */
+};
+
+/*
+ * Output is double-buffered. New frames always go to `out`. At the end of a turn flush() writes
+ * `out` with uv_try_write; if the kernel takes only part, the buffers swap: `sent` holds the
+ * rest for one uv_write, which owns it until on_write, while `out` collects the next frames.
+ */
+struct conn {
+    uv_tcp_t tcp; /* first, so a uv handle pointer is a conn pointer */
+    struct router *r;
+    uint32_t id; /* 0 for a client turned away as "server full" */
+    enum conn_state state;
+
+    uint8_t *in; /* bytes read; in[in_start, in_end) are not routed yet */
+    size_t in_cap, in_start, in_end;
+
+    struct outbuf out;  /* appended to during the turn */
+    struct outbuf sent; /* non-empty exactly while a uv_write of it is in flight */
+    size_t sent_done;   /* bytes of sent that uv_try_write already gave the kernel */
+    uv_write_t write_req;
+
+    bool blocked;           /* not reading: a frame waits for room in a full queue */
+    struct list wait_link;  /* in the waiters of the conn it waits on, or in r->ready */
+    struct list waiters;    /* senders blocked on this conn's queue */
+    struct list dirty_link; /* in r->dirty while out has bytes to write */
+    struct list all_link;   /* in r->all until freed */
+    uint32_t told_about;    /* the last departed destination this sender was told about */
+};
+
+/* slide: reactor-state */
+struct router {
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_signal_t sigint, sigterm;
+    uv_prepare_t before_poll; /* runs once a turn, just before the loop waits */
+    struct conn_table conns;  /* ID -> struct conn, for OPEN conns */
+    struct id_allocator ids;
+    struct list all;   /* every conn, for shutdown */
+    struct list dirty; /* conns with bytes to write this turn */
+    struct list ready; /* blocked senders whose destination drained */
+    struct options opt;
+    struct stats stats;
+};
+/* end slide */
+
+/* Bytes queued for c that the kernel has not taken yet: what --max-pending limits. */
+static size_t queued(const struct conn *c)
+{
+    return c->out.len + c->sent.len - c->sent_done;
+}
+
+static bool over_limit(const struct conn *c)
+{
+    return queued(c) >= c->r->opt.max_pending;
+}
+
+static void conn_close(struct conn *c);
+static void process_input(struct conn *c);
+
+/* A capacity of at least need, doubling from first, so appends cost amortized O(1). */
+static size_t grown(size_t cap, size_t need, size_t first)
+{
+    size_t n = cap ? cap : first;
+    while (n < need)
+        n *= 2;
+    return n;
+}
+
+static bool outbuf_append(struct outbuf *o, uint32_t sender, const uint8_t *p, size_t len)
+{
+    if (o->len + len > o->cap) {
+        size_t cap = grown(o->cap, o->len + len, OUT_FIRST);
+        uint8_t *bytes = realloc(o->bytes, cap);
+        if (!bytes)
+            return false;
+        o->bytes = bytes;
+        o->cap = cap;
+    }
+    if (o->nframes == o->frames_cap) {
+        size_t cap = grown(o->frames_cap, o->nframes + 1, OUT_FIRST / sizeof *o->frames);
+        struct queued_frame *frames = realloc(o->frames, cap * sizeof *frames);
+        if (!frames)
+            return false;
+        o->frames = frames;
+        o->frames_cap = cap;
+    }
+    memcpy(o->bytes + o->len, p, len);
+    o->len += len;
+    o->frames[o->nframes++] = (struct queued_frame){.sender = sender, .len = (uint32_t)len};
+    return true;
+}
+
+static void outbuf_free(struct outbuf *o)
+{
+    free(o->bytes);
+    free(o->frames);
+    *o = (struct outbuf){0};
+}
+
+/*
+ * Empty o after its bytes were written or dropped. Its memory is kept for the next turn, so
+ * steady traffic allocates nothing; a buffer that a burst made large is freed once a write
+ * uses less than a quarter of it, so an ended burst gives its memory back.
+ */
+static void outbuf_clear(struct outbuf *o)
+{
+    bool oversized =
+        (o->cap > OUT_KEEP && 4 * o->len < o->cap) ||
+        (o->frames_cap * sizeof *o->frames > OUT_KEEP && 4 * o->nframes < o->frames_cap);
+    o->len = 0;
+    o->nframes = 0;
+    if (oversized)
+        outbuf_free(o);
+}
+
+/* Put c on the list that on_before_poll writes; a conn with a write in flight waits for
+ * on_write instead. */
+static void mark_dirty(struct conn *c)
+{
+    if (c->state != CLOSING && c->out.len > 0 && c->sent.len == 0 && !list_linked(&c->dirty_link))
+        list_push(&c->r->dirty, &c->dirty_link);
+}
+
+/* Queue bytes for c. Running out of memory is treated like a failed socket: c is closed. */
+static void enqueue(struct conn *c, uint32_t sender, const uint8_t *bytes, size_t len)
+{
+    if (!outbuf_append(&c->out, sender, bytes, len)) {
+        log_warn("client %" PRIu32 ": out of memory for its queue", c->id);
+        if (sender != 0)
+            c->r->stats.frames_dropped++;
+        conn_close(c);
+        return;
+    }
+    mark_dirty(c);
+}
+
+static void send_error(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void send_error(struct conn *c, const char *fmt, ...)
+{
+    if (!c->r->opt.error_frames || c->state == CLOSING)
+        return;
+    char reason[PROTO_ERROR_FRAME_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    uint8_t frame[PROTO_ERROR_FRAME_MAX];
+    size_t len = proto_error_frame(frame, "%s", reason);
+    c->r->stats.error_frames++;
+    enqueue(c, 0, frame, len);
+}
+
+/*
+ * A write of o to d finished or failed: its first `written` bytes reached the kernel and the
+ * rest never will. This is the one place frames are counted, so each is counted exactly once:
+ * forwarded if all its bytes were written, dropped otherwise (even if part of it went out).
+ * Each sender of a dropped frame that is still connected gets one error frame per departed
+ * destination - unless its own queue is full: it is not reading, and must not grow it.
+ */
+static void settle(struct conn *d, struct outbuf *o, size_t written)
+{
+    struct router *r = d->r;
+    size_t end = 0;
+    for (size_t i = 0; i < o->nframes; i++) {
+        struct queued_frame q = o->frames[i];
+        end += q.len;
+        if (q.sender == 0)
+            continue;
+        if (end <= written) {
+            r->stats.frames_forwarded++;
+            r->stats.bytes_forwarded += q.len;
+            continue;
+        }
+        r->stats.frames_dropped++;
+        struct conn *s = conn_table_get(&r->conns, q.sender);
+        if (s && s->told_about != d->id && !over_limit(s)) {
+            s->told_about = d->id;
+            send_error(s, "destination %" PRIu32 " disconnected, frames dropped", d->id);
+        }
+    }
+    outbuf_clear(o);
+}
+
+/*
+ * Take c out of routing: its ID stops resolving, it is read no more, and the senders blocked on
+ * it go on (on_before_poll resumes them; their next frame for it gets "unknown destination").
+ */
+static void retire(struct conn *c)
+{
+    if (c->state != OPEN)
+        return;
+    conn_table_remove(&c->r->conns, c->id);
+    list_splice(&c->r->ready, &c->waiters);
+    list_remove(&c->wait_link);
+    c->blocked = false;
+    (void)uv_read_stop((uv_stream_t *)&c->tcp); /* cannot fail on a TCP handle */
+    c->state = QUITTING;
+}
+
+/* The last callback for a conn: every uv_write of it has called back already. */
+static void on_close(uv_handle_t *handle)
+{
+    struct conn *c = (struct conn *)handle;
+    settle(c, &c->sent, c->sent_done); /* a write that failed or was cancelled */
+    settle(c, &c->out, 0);
+    list_remove(&c->all_link);
+    free(c->in);
+    outbuf_free(&c->out);
+    outbuf_free(&c->sent);
+    free(c);
+}
+
+/* Close c now, whatever it had queued. Safe to call more than once and from any callback:
+ * c stays allocated until on_close, which libuv runs after the current callback returns. */
+static void conn_close(struct conn *c)
+{
+    if (c->state == CLOSING)
+        return;
+    if (c->id != 0)
+        log_debug("client %" PRIu32 " disconnected", c->id);
+    retire(c);
+    list_remove(&c->dirty_link);
+    c->state = CLOSING;
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+/* Close c once the kernel has taken what is queued for it (its last error frame). */
+static void conn_quit(struct conn *c)
+{
+    retire(c);
+    if (queued(c) == 0)
+        conn_close(c);
+}
+
+/*
+ * libuv asks where to put the next read: after the unrouted bytes in c->in. When c is read from,
+ * those bytes are at most one unfinished frame (complete ones were routed, or c is blocked and
+ * not read), so sliding them to the front moves little; the buffer grows only for a frame
+ * longer than itself, and never past the longest legal frame.
+ */
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct conn *c = (struct conn *)handle;
+    (void)suggested;
+    size_t keep = c->in_end - c->in_start;
+    if (c->in_start > 0) {
+        memmove(c->in, c->in + c->in_start, keep);
+        c->in_start = 0;
+        c->in_end = keep;
+    }
+    if (keep == c->in_cap) {
+        size_t longest = c->r->opt.max_message + FRAME_HEADER_LEN + 1;
+        size_t cap = c->in_cap == 0 ? READ_SIZE : 2 * c->in_cap;
+        if (c->in_cap > 0 && cap > longest)
+            cap = longest;
+        uint8_t *in = realloc(c->in, cap);
+        if (!in) {
+            *buf = uv_buf_init(NULL, 0); /* on_read gets UV_ENOBUFS */
+            return;
+        }
+        c->in = in;
+        c->in_cap = cap;
+    }
+    *buf = (uv_buf_t){.base = (char *)c->in + keep, .len = c->in_cap - keep};
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = (struct conn *)stream;
+    (void)buf; /* it points into c->in, where on_alloc put it */
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            log_debug("client %" PRIu32 ": read: %s", c->id, uv_strerror((int)nread));
+        conn_close(c);
+        return;
+    }
+    if (nread == 0)
+        return; /* nothing new (EAGAIN) */
+    c->in_end += (size_t)nread;
+    process_input(c);
+}
+
+static void start_reading(struct conn *c)
+{
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc != 0) {
+        log_warn("client %" PRIu32 ": uv_read_start: %s", c->id, uv_strerror(rc));
+        conn_close(c);
+    }
+}
+
+/* slide: reactor-backpressure */
+/* s has a frame for d, whose queue is full: stop reading s, keeping the frame, until d drains. */
+static void block(struct conn *s, struct conn *d)
+{
+    (void)uv_read_stop((uv_stream_t *)&s->tcp); /* cannot fail on a TCP handle */
+    s->blocked = true;
+    list_push(&d->waiters, &s->wait_link);
+}
+
+/* on_before_poll calls this once s's destination drained: route the frames s kept, then,
+ * unless one must wait again, read from s again. */
+static void resume(struct conn *s)
+{
+    list_remove(&s->wait_link);
+    s->blocked = false;
+    process_input(s);
+    if (s->state == OPEN && !s->blocked)
+        start_reading(s);
+}
+/* end slide */
+
+/*
+ * Queue frame f from s for its destination. If the queue it needs is full, block s and return
+ * false: the frame stays in s's buffer. A frame for an unknown destination turns into an error
+ * frame for its sender, so that one needs room in the sender's own queue.
+ */
+static bool route(struct conn *s, const struct frame *f)
+{
+    struct router *r = s->r;
+    struct conn *d = conn_table_get(&r->conns, f->dest);
+    if (!d && !r->opt.error_frames)
+        return true;
+    struct conn *q = d ? d : s;
+    if (over_limit(q)) {
+        block(s, q);
+        return false;
+    }
+    if (d)
+        enqueue(d, s->id, f->body, f->body_len);
+    else
+        send_error(s, "unknown destination %" PRIu32, f->dest);
+    return true;
+}
+
+/* A payload longer than --max-message: tell the sender and hang up once that is written. */
+static void reject_too_long(struct conn *c)
+{
+    log_debug("client %" PRIu32 ": message too long", c->id);
+    c->in_start = c->in_end = 0; /* the rest of what it sent is discarded */
+    send_error(c, "message too long");
+    conn_quit(c);
+}
+
+/* slide: reactor-read */
+/* Route every complete frame c has sent, in order, until none is left or one must wait. */
+static void process_input(struct conn *c)
+{
+    struct frame f;
+    while (c->state == OPEN && !c->blocked) {
+        size_t avail = c->in_end - c->in_start;
+        ssize_t n = frame_parse(c->in + c->in_start, avail, c->r->opt.max_message, &f);
+        if (n == FRAME_NEED_MORE)
+            return; /* the unfinished frame stays; on_alloc reads more after it */
+        if (n == FRAME_TOO_LONG) {
+            reject_too_long(c);
+            return;
+        }
+        if (route(c, &f))
+            c->in_start += (size_t)n;
+    }
+}
+/* end slide */
+
+/* c's queue shrank. A quitting conn closes once it is empty. Otherwise, below half its limit,
+ * the senders blocked on it become ready, and on_before_poll resumes them. */
+static void after_write(struct conn *c)
+{
+    if (c->state == QUITTING && queued(c) == 0)
+        conn_close(c);
+    else if (2 * queued(c) < c->r->opt.max_pending)
+        list_splice(&c->r->ready, &c->waiters);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct conn *c = req->data;
+    if (status != 0) {
+        if (status != UV_ECANCELED)
+            log_debug("client %" PRIu32 ": write: %s", c->id, uv_strerror(status));
+        conn_close(c); /* on_close counts what sent still holds as dropped */
+        return;
+    }
+    settle(c, &c->sent, c->sent.len);
+    c->sent_done = 0;
+    if (c->state == CLOSING)
+        return;
+    mark_dirty(c); /* frames queued meanwhile go out this turn */
+    after_write(c);
+}
+
+/* The kernel took only part of out: swap the buffers and let one uv_write finish the rest. */
+static int write_rest(struct conn *c, size_t done)
+{
+    struct outbuf t = c->sent;
+    c->sent = c->out;
+    c->out = t;
+    c->sent_done = done;
+    uv_buf_t buf = {.base = (char *)c->sent.bytes + done, .len = c->sent.len - done};
+    return uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+}
+
+/* slide: reactor-flush */
+/* Write everything queued for c this turn: one system call, however many frames. */
+static void flush(struct conn *c)
+{
+    list_remove(&c->dirty_link);
+    if (c->state == CLOSING || c->sent.len > 0 || c->out.len == 0)
+        return;
+    uv_buf_t buf = {.base = (char *)c->out.bytes, .len = c->out.len};
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+    if (n == UV_EAGAIN)
+        n = 0; /* the socket's buffer is full: uv_write waits until it has room */
+    if (n >= 0 && (size_t)n == c->out.len)
+        settle(c, &c->out, c->out.len);
+    else if (n < 0 || write_rest(c, (size_t)n) != 0) { /* the socket failed */
+        conn_close(c);
+        return;
+    }
+    after_write(c);
+}
+/* end slide */
+
+/*
+ * Runs once a turn, after that turn's callbacks and just before the loop waits for I/O: resume
+ * the senders whose destination drained, and flush every queue that got frames. Each can make
+ * work for the other (a resumed sender fills queues; a flush drains one), so loop until both
+ * lists are empty. That ends: every round moves bytes on, from a sender's buffer into a queue or
+ * from a queue into the kernel, and both hold only so much.
+ */
+static void on_before_poll(uv_prepare_t *prepare)
+{
+    struct router *r = prepare->data;
+    for (;;) {
+        if (!list_empty(&r->ready))
+            resume(conn_of(r->ready.next, wait_link));
+        else if (!list_empty(&r->dirty))
+            flush(conn_of(r->dirty.next, dirty_link));
+        else
+            return;
+    }
+}
+
+static struct conn *conn_new(struct router *r)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        log_fatal("out of memory");
+    int rc = uv_tcp_init(&r->loop, &c->tcp);
+    if (rc != 0)
+        log_fatal("uv_tcp_init: %s", uv_strerror(rc));
+    c->r = r;
+    c->state = QUITTING; /* until it has an ID */
+    c->write_req.data = c;
+    list_init(&c->wait_link);
+    list_init(&c->waiters);
+    list_init(&c->dirty_link);
+    list_push(&r->all, &c->all_link);
+    return c;
+}
+
+/*
+ * A client is waiting in the listen queue. libuv handles EMFILE itself without spinning: it
+ * frees a spare descriptor, accepts and closes the waiting clients, and reserves it again.
+ */
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct router *r = listener->data;
+    if (status < 0) {
+        log_warn("accept: %s", uv_strerror(status));
+        return;
+    }
+    struct conn *c = conn_new(r);
+    int rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
+    if (rc == 0)
+        rc = uv_tcp_nodelay(&c->tcp, 1);
+    if (rc != 0) {
+        log_warn("accept: %s", uv_strerror(rc));
+        conn_close(c);
+        return;
+    }
+    if (r->conns.count >= r->opt.max_clients || !ids_next(&r->ids, &c->id) ||
+        !conn_table_put(&r->conns, c->id, c)) {
+        c->id = 0;
+        send_error(c, "server full");
+        conn_quit(c);
+        return;
+    }
+    c->state = OPEN;
+    r->stats.clients_served++;
+    log_debug("client %" PRIu32 " connected", c->id);
+    uint8_t id[PROTO_ID_LEN];
+    frame_put_u32(id, c->id);
+    enqueue(c, 0, id, sizeof id); /* first in its queue, so the first bytes it receives */
+    start_reading(c);
+}
+
+/* SIGINT or SIGTERM: close every handle. uv_run returns once the last close callback ran. */
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    struct router *r = sig->data;
+    log_debug("signal %d: shutting down", signum);
+    uv_close((uv_handle_t *)&r->listener, NULL);
+    uv_close((uv_handle_t *)&r->sigint, NULL);
+    uv_close((uv_handle_t *)&r->sigterm, NULL);
+    uv_close((uv_handle_t *)&r->before_poll, NULL);
+    for (struct list *n = r->all.next; n != &r->all; n = n->next)
+        conn_close(conn_of(n, all_link));
+}
+
+static void must(int rc, const char *what)
+{
+    if (rc != 0)
+        log_fatal("%s: %s", what, uv_strerror(rc));
+}
+
+static void router_start(struct router *r, int listen_fd)
+{
+    if (conn_table_init(&r->conns, r->opt.max_clients) != 0)
+        log_fatal("out of memory");
+    ids_init(&r->ids, r->opt.ids);
+    list_init(&r->all);
+    list_init(&r->dirty);
+    list_init(&r->ready);
+
+    must(uv_loop_init(&r->loop), "uv_loop_init");
+    must(uv_tcp_init(&r->loop, &r->listener), "uv_tcp_init");
+    must(uv_tcp_open(&r->listener, listen_fd), "uv_tcp_open"); /* makes it non-blocking */
+    must(uv_listen((uv_stream_t *)&r->listener, SOMAXCONN, on_connection), "uv_listen");
+    must(uv_signal_init(&r->loop, &r->sigint), "uv_signal_init");
+    must(uv_signal_start(&r->sigint, on_signal, SIGINT), "uv_signal_start");
+    must(uv_signal_init(&r->loop, &r->sigterm), "uv_signal_init");
+    must(uv_signal_start(&r->sigterm, on_signal, SIGTERM), "uv_signal_start");
+    must(uv_prepare_init(&r->loop, &r->before_poll), "uv_prepare_init");
+    must(uv_prepare_start(&r->before_poll, on_before_poll), "uv_prepare_start");
+    r->listener.data = r->sigint.data = r->sigterm.data = r->before_poll.data = r;
+}
+
+static const struct router_info info = {
+    .name = "router-reactor",
+    .summary = "One thread, one libuv event loop: callbacks own all the state, nothing is locked.",
+    .own_signals = true,
+};
+
+int main(int argc, char **argv)
+{
+    struct router r = {0};
+    int listen_fd = server_start(argc, argv, &info, &r.opt);
+    router_start(&r, listen_fd);
+
+    int rc = uv_run(&r.loop, UV_RUN_DEFAULT);
+    if (rc != 0)
+        log_warn("uv_run: handles still active at exit");
+    rc = uv_loop_close(&r.loop);
+    if (rc != 0)
+        log_warn("uv_loop_close: %s", uv_strerror(rc));
+    conn_table_free(&r.conns);
+    server_finish(&info, &r.stats);
+    return 0;
+}
