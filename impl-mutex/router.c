@@ -1,0 +1,492 @@
+/*
+ * router-mutex: one thread per connection, one mutex around the connection table.
+ *
+ * Pattern: the acceptor gives each client an ID and a reader thread. The reader enters its
+ * client in the table, then parses frames and forwards each one itself: it locks the table,
+ * finds the destination, writes to its socket. What the threads share (the table, the stats)
+ * sits behind shared.lock.
+ *
+ * Lesson: the lock makes sharing correct, not fast. The default variant holds the lock across
+ * the write, so one client that stops reading fills its socket, the write blocks, and every
+ * other sender waits for the lock: head-of-line blocking. --variant deadlock holds a socket's
+ * lock while its reader waits for input, so a frame for a waiting client is never written.
+ *
+ * Flaw: a thread per client, and even --variant per-connection-lock, which holds the table lock
+ * only for the lookup, lets a slow destination stall every sender that writes to it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn_table.h"
+#include "frame.h"
+#include "ids.h"
+#include "log.h"
+#include "net.h"
+#include "options.h"
+#include "proto.h"
+#include "server.h"
+#include "stats.h"
+
+#define READER_STACK_SIZE (64 * 1024) /* a reader keeps its buffer on the heap */
+#define READ_CHUNK 4096               /* first size of a reader's buffer */
+#define STOP_TIMEOUT_SEC 5            /* how long shutdown waits for the reader threads */
+
+static const char *const variants[] = {"global-lock", "deadlock", "per-connection-lock", NULL};
+static const char *const variant_help[] = {
+    "hold the table lock across the write (head-of-line blocking)",
+    "hold a socket's lock while its reader waits (forwards nothing)",
+    "table lock for the lookup only, a lock per socket for the write",
+};
+static const struct router_info info = {
+    .name = "router-mutex",
+    .summary = "One thread per connection; one mutex guards the connection table.",
+    .variants = variants,
+    .variant_help = variant_help,
+};
+
+enum variant { GLOBAL_LOCK, DEADLOCK, PER_CONNECTION_LOCK };
+
+/*
+ * One client. id and fd are set before the conn is published and never change.
+ *
+ * Lifetime: the fd is closed and the conn freed only when refs drops to 0. refs counts the
+ * reader thread (until conn_leave) and every sender that pinned the conn to write to it
+ * (per-connection-lock and deadlock). A pin is taken under shared.lock while the conn is in the
+ * table; the reader removes it from the table under the same lock, so no pin appears after that.
+ * In global-lock senders do not pin: they write while holding shared.lock, and the reader cannot
+ * remove its conn meanwhile. So an fd is never closed (and its number never reused) while
+ * another thread may still write to it.
+ *
+ * Lock order: only the deadlock variant nests locks, taking shared.lock while its reader holds
+ * its own sock_lock, never the other way round. readers.lock is never held with another lock.
+ */
+struct conn {
+    uint32_t id;
+    int fd;
+    pthread_mutex_t sock_lock; /* serializes writes to fd, except in global-lock */
+    unsigned refs;             /* guarded by shared.lock */
+    struct conn *prev, *next;  /* on readers.list while the reader runs; readers.lock */
+};
+
+/* slide: mutex-state */
+/* What the reader threads share, and the one lock that guards all of it. */
+static struct {
+    pthread_mutex_t lock;    /* guards the table, the stats and every conn's refs */
+    struct conn_table table; /* ID -> struct conn, for every connected client */
+    struct stats stats;
+} shared = {.lock = PTHREAD_MUTEX_INITIALIZER};
+/* end slide */
+
+/*
+ * Bookkeeping for shutdown, not for forwarding: the conns whose reader thread runs. It has its
+ * own lock, never held across I/O, because shutdown must reach every socket even while a sender
+ * sits in a blocked write holding shared.lock (global-lock's head-of-line blocking).
+ */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t done; /* signalled when count drops to 0 */
+    struct conn *list;
+    size_t count; /* reader threads not yet finished */
+} readers = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static struct options opt;
+static enum variant variant;
+static struct id_allocator ids; /* the acceptor's alone */
+static uint64_t refusals;       /* error frames sent by refuse(); the acceptor's alone */
+static pthread_attr_t reader_attr;
+
+/* Delivering one frame ends one of three ways; the reader counts it and tells the sender. */
+enum delivery { DELIVERED, NO_SUCH_DEST, DEST_FAILED };
+
+static struct conn *conn_new(uint32_t id, int fd)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    int rc = pthread_mutex_init(&c->sock_lock, NULL);
+    if (rc != 0) {
+        log_warn("pthread_mutex_init: %s", strerror(rc));
+        free(c);
+        return NULL;
+    }
+    c->id = id;
+    c->fd = fd;
+    c->refs = 1; /* the reader thread's */
+    return c;
+}
+
+/* Find a conn by ID and pin it, so it outlives the caller's write even if its client leaves. */
+static struct conn *conn_pin(uint32_t id)
+{
+    pthread_mutex_lock(&shared.lock);
+    struct conn *c = conn_table_get(&shared.table, id);
+    if (c)
+        c->refs++;
+    pthread_mutex_unlock(&shared.lock);
+    return c;
+}
+
+/* Drop one reference; the last closes the socket and frees the conn. */
+static void conn_unpin(struct conn *c)
+{
+    pthread_mutex_lock(&shared.lock);
+    bool last = --c->refs == 0;
+    pthread_mutex_unlock(&shared.lock);
+    if (!last)
+        return;
+    if (close(c->fd) != 0)
+        log_warn("close client %u: %s", c->id, strerror(errno));
+    pthread_mutex_destroy(&c->sock_lock);
+    free(c);
+}
+
+static void readers_add(struct conn *c)
+{
+    pthread_mutex_lock(&readers.lock);
+    c->next = readers.list;
+    if (readers.list)
+        readers.list->prev = c;
+    readers.list = c;
+    readers.count++;
+    pthread_mutex_unlock(&readers.lock);
+}
+
+/* Take c off the list before its fd may be closed, so shutdown never touches a closed fd. */
+static void readers_remove(struct conn *c)
+{
+    pthread_mutex_lock(&readers.lock);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        readers.list = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&readers.lock);
+}
+
+/* A reader's very last step: after it, the thread touches no shared state. */
+static void readers_done(void)
+{
+    pthread_mutex_lock(&readers.lock);
+    if (--readers.count == 0)
+        pthread_cond_broadcast(&readers.done);
+    pthread_mutex_unlock(&readers.lock);
+}
+
+/* slide: mutex-forward */
+/* global-lock: the table lock is held across the lookup AND the write. If the destination
+ * stops reading, write() blocks with the lock held and every other sender waits behind it. */
+static enum delivery deliver_global_lock(uint32_t dest, const void *bytes, size_t len)
+{
+    enum delivery d = NO_SUCH_DEST;
+    pthread_mutex_lock(&shared.lock);
+    struct conn *to = conn_table_get(&shared.table, dest);
+    if (to)
+        d = net_write_all(to->fd, bytes, len) == 0 ? DELIVERED : DEST_FAILED;
+    pthread_mutex_unlock(&shared.lock);
+    return d;
+}
+/* end slide */
+
+/* slide: mutex-per-connection-lock */
+/* per-connection-lock (and deadlock): the table lock only finds and pins the destination; its
+ * own lock keeps each frame contiguous. A full socket now stalls only its own senders. */
+static enum delivery deliver_per_connection_lock(uint32_t dest, const void *bytes, size_t len)
+{
+    struct conn *to = conn_pin(dest);
+    if (!to)
+        return NO_SUCH_DEST;
+    pthread_mutex_lock(&to->sock_lock);
+    int rc = net_write_all(to->fd, bytes, len);
+    pthread_mutex_unlock(&to->sock_lock);
+    conn_unpin(to);
+    return rc == 0 ? DELIVERED : DEST_FAILED;
+}
+/* end slide */
+
+static enum delivery deliver(uint32_t dest, const void *bytes, size_t len)
+{
+    if (variant == GLOBAL_LOCK)
+        return deliver_global_lock(dest, bytes, len);
+    return deliver_per_connection_lock(dest, bytes, len);
+}
+
+/* slide: mutex-deadlock */
+/* deadlock: the talk's Mutex<TcpStream>. One lock guards the whole socket, and the reader keeps
+ * it while it waits for its client, letting go only to forward what arrived. A sender to a
+ * client that waits for a frame blocks on sock_lock until that client speaks, which it never
+ * does. The reader takes the lock before its ID goes out, so even the first frame finds it. */
+static void deadlock_hold(struct conn *c)
+{
+    if (variant == DEADLOCK)
+        pthread_mutex_lock(&c->sock_lock);
+}
+
+static void deadlock_release(struct conn *c)
+{
+    if (variant == DEADLOCK)
+        pthread_mutex_unlock(&c->sock_lock);
+}
+/* end slide */
+
+/* An error frame travels to the sender's own ID like any frame, so it takes the same lock as
+ * every other write to that socket and cannot land inside another frame. */
+static void send_error(struct conn *c, const char *reason)
+{
+    if (!opt.error_frames)
+        return;
+    uint8_t frame[PROTO_ERROR_FRAME_MAX];
+    size_t n = proto_error_frame(frame, "%s", reason);
+    if (deliver(c->id, frame, n) != DELIVERED)
+        return;
+    pthread_mutex_lock(&shared.lock);
+    shared.stats.error_frames++;
+    pthread_mutex_unlock(&shared.lock);
+}
+
+static void forward(struct conn *from, const struct frame *f)
+{
+    enum delivery d = deliver(f->dest, f->body, f->body_len);
+    pthread_mutex_lock(&shared.lock);
+    if (d == DELIVERED) {
+        shared.stats.frames_forwarded++;
+        shared.stats.bytes_forwarded += f->body_len;
+    } else {
+        shared.stats.frames_dropped++;
+    }
+    pthread_mutex_unlock(&shared.lock);
+
+    char reason[64];
+    if (d == NO_SUCH_DEST) {
+        snprintf(reason, sizeof reason, "unknown destination %u", f->dest);
+        send_error(from, reason);
+    } else if (d == DEST_FAILED) {
+        snprintf(reason, sizeof reason, "destination %u failed", f->dest);
+        send_error(from, reason);
+    }
+}
+
+/* Forward every complete frame in buf[0..*len) and keep the partial tail at the start.
+ * Returns false if the client must go: a frame too long. */
+static bool forward_frames(struct conn *c, uint8_t *buf, size_t *len)
+{
+    struct frame f;
+    size_t off = 0;
+    ssize_t used;
+    while ((used = frame_parse(buf + off, *len - off, opt.max_message, &f)) > 0) {
+        forward(c, &f);
+        off += (size_t)used;
+    }
+    if (used == FRAME_TOO_LONG) {
+        send_error(c, "message too long");
+        return false;
+    }
+    *len -= off;
+    memmove(buf, buf + off, *len);
+    return true;
+}
+
+/* Read, and forward every complete frame before reading again. */
+static void read_frames(struct conn *c)
+{
+    size_t max_frame = FRAME_HEADER_LEN + opt.max_message + 1;
+    size_t cap = max_frame < READ_CHUNK ? max_frame : READ_CHUNK, len = 0;
+    uint8_t *buf = malloc(cap);
+    if (!buf) {
+        log_warn("client %u: out of memory", c->id);
+        return;
+    }
+    for (;;) {
+        if (len == cap) { /* a partial frame fills the buffer: grow, up to one whole frame */
+            size_t bigger = cap * 2 < max_frame ? cap * 2 : max_frame;
+            uint8_t *nb = realloc(buf, bigger);
+            if (!nb) {
+                log_warn("client %u: out of memory", c->id);
+                break;
+            }
+            buf = nb;
+            cap = bigger;
+        }
+        ssize_t n = net_read(c->fd, buf + len, cap - len);
+        if (n <= 0) {
+            if (n < 0)
+                log_debug("read client %u: %s", c->id, strerror(errno));
+            break;
+        }
+        len += (size_t)n;
+        deadlock_release(c);
+        bool more = forward_frames(c, buf, &len);
+        deadlock_hold(c);
+        if (!more)
+            break;
+    }
+    free(buf);
+}
+
+/* The reader's first step: enter the table and send the ID, in one critical section. Senders
+ * look clients up under this lock, so they find this one only once its ID is in the socket:
+ * no frame overtakes the ID, and a client that holds its ID can already be reached. A fresh
+ * socket has an empty buffer, so this small write does not block. */
+static bool conn_join(struct conn *c)
+{
+    uint8_t wire_id[PROTO_ID_LEN];
+    frame_put_u32(wire_id, c->id);
+    deadlock_hold(c);
+    pthread_mutex_lock(&shared.lock);
+    if (!conn_table_put(&shared.table, c->id, c))
+        log_fatal("connection table: cannot add client %u", c->id);
+    bool sent = net_write_all(c->fd, wire_id, sizeof wire_id) == 0;
+    if (sent)
+        shared.stats.clients_served++;
+    pthread_mutex_unlock(&shared.lock);
+    log_debug("client %u %s", c->id, sent ? "connected" : "left before its ID arrived");
+    return sent;
+}
+
+/* The reader's last step: leave the table, wake any sender blocked on this socket, let go. */
+static void conn_leave(struct conn *c)
+{
+    pthread_mutex_lock(&shared.lock);
+    conn_table_remove(&shared.table, c->id);
+    pthread_mutex_unlock(&shared.lock);
+    /* A sender that pinned c before the removal may sit in write(): now it gets EPIPE. */
+    if (shutdown(c->fd, SHUT_RDWR) != 0 && errno != ENOTCONN)
+        log_warn("shutdown client %u: %s", c->id, strerror(errno));
+    deadlock_release(c);
+    readers_remove(c);
+    log_debug("client %u left", c->id);
+    conn_unpin(c); /* the reader's own reference */
+}
+
+static void *reader_main(void *arg)
+{
+    struct conn *c = arg;
+    if (conn_join(c))
+        read_frames(c);
+    conn_leave(c);
+    readers_done();
+    return NULL;
+}
+
+/* Tell a client it cannot be taken, and close it. It has no ID, so no one else can write to it. */
+static void refuse(int fd, const char *reason)
+{
+    if (opt.error_frames) {
+        uint8_t frame[PROTO_ERROR_FRAME_MAX];
+        size_t n = proto_error_frame(frame, "%s", reason);
+        if (net_write_all(fd, frame, n) == 0)
+            refusals++;
+    }
+    if (close(fd) != 0)
+        log_warn("close: %s", strerror(errno));
+}
+
+/* The acceptor: a place, an ID, a reader thread, which introduces its client itself. Only this
+ * thread adds readers, so there is room for this one until it is added. The acceptor never
+ * takes shared.lock: it keeps accepting, and hears a shutdown signal, even while a sender
+ * holds that lock. */
+static void router_accept(int fd)
+{
+    pthread_mutex_lock(&readers.lock);
+    bool full = readers.count >= opt.max_clients;
+    pthread_mutex_unlock(&readers.lock);
+    uint32_t id;
+    if (full || !ids_next(&ids, &id)) {
+        refuse(fd, "server full");
+        return;
+    }
+    struct conn *c = conn_new(id, fd);
+    if (!c) {
+        log_warn("client %u: out of memory", id);
+        refuse(fd, "out of memory");
+        return;
+    }
+    readers_add(c);
+    pthread_t thread;
+    int rc = pthread_create(&thread, &reader_attr, reader_main, c);
+    if (rc != 0) {
+        log_warn("pthread_create: %s", strerror(rc));
+        readers_remove(c);
+        conn_unpin(c);
+        readers_done();
+    }
+}
+
+static void router_init(void)
+{
+    variant = strcmp(opt.variant, "deadlock") == 0              ? DEADLOCK
+              : strcmp(opt.variant, "per-connection-lock") == 0 ? PER_CONNECTION_LOCK
+                                                                : GLOBAL_LOCK;
+    ids_init(&ids, opt.ids);
+    if (conn_table_init(&shared.table, opt.max_clients) != 0)
+        log_fatal("connection table: out of memory");
+
+    pthread_condattr_t ca;
+    int rc = pthread_condattr_init(&ca);
+    if (rc == 0)
+        rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(&readers.done, &ca);
+    if (rc == 0)
+        rc = pthread_condattr_destroy(&ca);
+    if (rc == 0)
+        rc = pthread_attr_init(&reader_attr);
+    if (rc == 0)
+        rc = pthread_attr_setstacksize(&reader_attr, READER_STACK_SIZE);
+    if (rc == 0)
+        rc = pthread_attr_setdetachstate(&reader_attr, PTHREAD_CREATE_DETACHED);
+    if (rc != 0)
+        log_fatal("thread setup: %s", strerror(rc));
+}
+
+/* Shut every client's socket, which wakes readers blocked in read() and senders blocked in
+ * write(), then wait for the reader threads. Returns false if some did not finish in time. */
+static bool router_stop(void)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += STOP_TIMEOUT_SEC;
+
+    pthread_mutex_lock(&readers.lock);
+    for (struct conn *c = readers.list; c; c = c->next)
+        if (shutdown(c->fd, SHUT_RDWR) != 0 && errno != ENOTCONN)
+            log_warn("shutdown client %u: %s", c->id, strerror(errno));
+    int rc = 0;
+    while (readers.count > 0 && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&readers.done, &readers.lock, &deadline);
+    size_t left = readers.count;
+    pthread_mutex_unlock(&readers.lock);
+    if (left > 0)
+        log_warn("%zu reader threads did not finish", left);
+    return left == 0;
+}
+
+int main(int argc, char **argv)
+{
+    int listen_fd = server_start(argc, argv, &info, &opt);
+    router_init();
+    int fd;
+    while ((fd = server_wait_accept(listen_fd)) >= 0)
+        router_accept(fd);
+    if (close(listen_fd) != 0)
+        log_warn("close listener: %s", strerror(errno));
+    if (!router_stop())
+        return 1;
+
+    pthread_mutex_lock(&shared.lock);
+    shared.stats.error_frames += refusals;
+    server_finish(&info, &shared.stats);
+    pthread_mutex_unlock(&shared.lock);
+    conn_table_free(&shared.table);
+    pthread_attr_destroy(&reader_attr);
+    pthread_cond_destroy(&readers.done);
+    return 0;
+}
