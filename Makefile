@@ -29,7 +29,8 @@ CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
 # Every impl-<name>/ with C sources becomes build/router-<name>.
 IMPLS := $(sort $(patsubst impl-%/,%,$(dir $(wildcard impl-*/*.c))))
 ROUTERS := $(IMPLS:%=$(BUILD)/router-%)
-LIBS_reactor = $(UV_LIBS)
+# A router that includes <uv.h> links libuv (so a participant's copy of impl-reactor builds too).
+uses_uv = $(if $(shell grep -l '<uv.h>' impl-$(1)/*.c impl-$(1)/*.h 2>/dev/null),$(UV_LIBS))
 
 COMMON_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(wildcard common/*.c))
 UNIT_TESTS := $(patsubst tests/%.c,$(BUILD)/%,$(wildcard tests/unit_*.c))
@@ -69,7 +70,7 @@ $(BUILD)/libcommon.a: $(COMMON_OBJS)
 
 # No % inside the prerequisites: make would put the stem there before expanding them.
 $(BUILD)/router-%: $$(addprefix $(OBJ)/,$$(subst .c,.o,$$(wildcard impl-$$*/*.c))) $(BUILD)/libcommon.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_$*)
+	$(CC) $(LDFLAGS) -o $@ $^ $(call uses_uv,$*)
 
 $(BUILD)/unit_%: $(OBJ)/tests/unit_%.o $$(UNIT_EXTRA_unit_$$*) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS)
@@ -109,11 +110,11 @@ check: all
 
 bench: all
 	@scripts/deps.sh bench
-	@bench/run.sh full $(BUILD) $(EXTRA)
+	@bench/run.sh full $(BUILD) $(if $(EXTRA),"$(EXTRA)")
 
 bench-quick: all
 	@scripts/deps.sh bench
-	@bench/run.sh quick $(BUILD) $(EXTRA)
+	@bench/run.sh quick $(BUILD) $(if $(EXTRA),"$(EXTRA)")
 
 slides:
 	@scripts/deps.sh slides
