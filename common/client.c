@@ -337,3 +337,8 @@ long proc_rss_kib(pid_t pid)
 {
     return status_field(pid, "VmRSS");
 }
+
+long proc_peak_rss_kib(pid_t pid)
+{
+    return status_field(pid, "VmHWM");
+}

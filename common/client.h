@@ -83,5 +83,7 @@ int proc_count_fds(pid_t pid);
 int proc_count_threads(pid_t pid);
 /* Resident set size in KiB (VmRSS from /proc/PID/status), or -1. */
 long proc_rss_kib(pid_t pid);
+/* Peak resident set size in KiB (VmHWM from /proc/PID/status), or -1. */
+long proc_peak_rss_kib(pid_t pid);
 
 #endif

@@ -14,6 +14,9 @@
  *                            not applicable, by name: running it would only time out.
  *   isolates-slow-consumers  two clients still exchange frames while a third, which never
  *                            reads, is flooded.
+ *   bounds-memory            a client that never reads is offered up to 512 MiB: the router's
+ *                            peak resident memory stays under 64 MiB (it must stop taking
+ *                            bytes it cannot deliver: backpressure).
  *   survives-stress          the load cases pass: 1,000 connections, garbage from several
  *                            clients, 10,000 frames in order each way, 50 clients all to all;
  *                            and after each, the router stops cleanly on SIGTERM with no
@@ -37,6 +40,7 @@ struct suite suite;
 
 const char *const property_name[PROP_COUNT] = {[PROP_FORWARDS] = "forwards",
                                                [PROP_ISOLATES] = "isolates-slow-consumers",
+                                               [PROP_MEMORY] = "bounds-memory",
                                                [PROP_STRESS] = "survives-stress"};
 const char *const expectation_name[EXPECT_ANY + 1] = {"yes", "no", "any"};
 
@@ -45,7 +49,7 @@ static _Noreturn void usage(int status)
     fprintf(status ? stderr : stdout,
             "usage: conformance [--expect PROPERTY=VALUE]... ROUTER [ROUTER_ARGS...]\n"
             "  Runs the protocol's conformance cases against ROUTER, a fresh one per case.\n"
-            "  PROPERTY: forwards, isolates-slow-consumers, survives-stress\n"
+            "  PROPERTY: forwards, isolates-slow-consumers, bounds-memory, survives-stress\n"
             "  VALUE: yes (the default), no, or any (observe and report, never fail)\n");
     exit(status);
 }
@@ -160,6 +164,7 @@ static bool report_properties(void)
 
     static const char *const title[PROP_COUNT] = {[PROP_FORWARDS] = "forwards",
                                                   [PROP_ISOLATES] = "isolates slow consumers",
+                                                  [PROP_MEMORY] = "bounds memory",
                                                   [PROP_STRESS] = "survives stress"};
     bool ok = true;
     printf("\n%-26s %s\n", "property", label);
@@ -261,6 +266,8 @@ int main(int argc, char **argv)
         CASE(sigterm_exits_zero_with_summary),
         CASE(slow_consumer_does_not_stall_other_clients, .needs_forwarding = true,
              .property = PROP_ISOLATES),
+        CASE(stalled_reader_keeps_router_memory_bounded, .needs_forwarding = true,
+             .property = PROP_MEMORY),
         CASE(per_pair_order_holds_over_10000_frames, .needs_forwarding = true,
              .property = PROP_STRESS),
         CASE(all_to_all_50_clients_deliver_every_frame_once_intact, .needs_forwarding = true,

@@ -33,7 +33,7 @@
 #define CASE_LIMIT_MS 40000     /* the watchdog's last resort */
 
 /* PROP_NONE (zero) is what a case that observes no property gets by default. */
-enum property { PROP_NONE, PROP_FORWARDS, PROP_ISOLATES, PROP_STRESS, PROP_COUNT };
+enum property { PROP_NONE, PROP_FORWARDS, PROP_ISOLATES, PROP_MEMORY, PROP_STRESS, PROP_COUNT };
 enum expectation { EXPECT_YES, EXPECT_NO, EXPECT_ANY };
 enum observation { SEEN_NOTHING, SEEN_YES, SEEN_NO };
 
@@ -176,6 +176,7 @@ void sigterm_exits_zero_with_summary(void **state);
 void connect_disconnect_1000_times_keeps_fd_count(void **state);
 void random_garbage_does_not_crash_it(void **state);
 void slow_consumer_does_not_stall_other_clients(void **state);
+void stalled_reader_keeps_router_memory_bounded(void **state);
 void per_pair_order_holds_over_10000_frames(void **state);
 void all_to_all_50_clients_deliver_every_frame_once_intact(void **state);
 

@@ -354,13 +354,14 @@ void all_to_all_50_clients_deliver_every_frame_once_intact(void **state)
 /* ---- A client that never reads ---- */
 
 #define FLOOD_FRAME 16384            /* payload bytes per flood frame */
-#define FLOOD_MAX ((size_t)64 << 20) /* offered at most */
+#define FLOOD_MAX ((size_t)64 << 20) /* offered at most, to see whether others still get through   \
+                                      */
 #define FLOOD_STALL_MS 300           /* the flood has stalled if F cannot write for this long */
 #define FLOOD_LIMIT_MS 5000
 #define ISOLATION_MS 2000 /* a second is the bar; the margin is for loaded, sanitized runs */
 
-/* F sends frames to dest until its writes stall or FLOOD_MAX is offered. Returns bytes sent. */
-static size_t flood(struct fixture *f, struct peer *from, uint32_t dest, bool *stalled)
+/* F sends frames to dest until its writes stall or max bytes are offered. Returns bytes sent. */
+static size_t flood(struct fixture *f, struct peer *from, uint32_t dest, size_t max, bool *stalled)
 {
     static uint8_t frame[4 + FLOOD_FRAME + 1];
     frame_put_u32(frame, dest);
@@ -371,7 +372,7 @@ static size_t flood(struct fixture *f, struct peer *from, uint32_t dest, bool *s
     size_t sent = 0, off = 0;
     int64_t start = client_now_ms();
     *stalled = false;
-    while (sent < FLOOD_MAX && client_now_ms() - start < FLOOD_LIMIT_MS) {
+    while (sent < max && client_now_ms() - start < FLOOD_LIMIT_MS) {
         ssize_t n = write(from->c.fd, frame + off, sizeof frame - off);
         if (n >= 0) {
             sent += (size_t)n;
@@ -401,7 +402,7 @@ void slow_consumer_does_not_stall_other_clients(void **state)
     struct peer *fl = fx_connect(f, "F (floods S)");
     struct peer *a = fx_connect(f, "A"), *b = fx_connect(f, "B");
     bool stalled;
-    size_t sent = flood(f, fl, s->c.id, &stalled);
+    size_t sent = flood(f, fl, s->c.id, FLOOD_MAX, &stalled);
     double mib = (double)sent / (1 << 20);
 
     static const char msg[] = "past the jam";
@@ -422,6 +423,33 @@ void slow_consumer_does_not_stall_other_clients(void **state)
                           ISOLATION_MS, mib, stalled ? "was stuck" : "flowed");
     print_message("  A's frame reached B in %lld ms while F's %.1f MiB flood to S %s\n",
                   (long long)took, mib, stalled ? "was stuck" : "flowed");
+    fx_property_holds(f);
+}
+
+#define MEMORY_OFFERED ((size_t)512 << 20)
+#define MEMORY_BOUND_KIB (64 * 1024)
+
+void stalled_reader_keeps_router_memory_bounded(void **state)
+{
+    struct fixture *f = fx_begin(state);
+    struct peer *s = fx_connect(f, "S (never reads)");
+    struct peer *fl = fx_connect(f, "F (floods S)");
+    long before = proc_rss_kib(f->router.pid);
+    bool stalled;
+    size_t sent = flood(f, fl, s->c.id, MEMORY_OFFERED, &stalled);
+    long peak = proc_peak_rss_kib(f->router.pid);
+    if (before < 0 || peak < 0)
+        fx_fail(f, "cannot read the router's memory in /proc");
+    double mib = (double)sent / (1 << 20);
+    if (peak > MEMORY_BOUND_KIB)
+        fx_property_fails(f,
+                          "the router's peak memory reached %.1f MiB (%.1f MiB at the start) "
+                          "after taking %.1f MiB for S, which never reads",
+                          peak / 1024.0, before / 1024.0, mib);
+    print_message("  the router took %.1f MiB of the %zu MiB offered, then %s; peak memory "
+                  "%.1f MiB\n",
+                  mib, MEMORY_OFFERED >> 20, stalled ? "stopped reading" : "the time ran out",
+                  peak / 1024.0);
     fx_property_holds(f);
 }
 
