@@ -120,6 +120,7 @@ static struct {
     struct stats stats;
     struct id_allocator ids;
     struct conn *conns; /* every conn not yet freed, retired ones included */
+    size_t nconns;      /* how many: what --max-clients limits, as each holds a socket */
     bool stopping;
 } state;
 
@@ -424,6 +425,7 @@ static void thread_exited(struct conn *c)
         state.conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    state.nconns--;
     log_debug("client %u freed", c->id);
     conn_free(c);
 }
@@ -446,11 +448,12 @@ static void refuse(int fd, const char *reason)
 }
 
 /* NEW_CONNECTION: an ID, queued as the first item of the client's own writer channel; then the
- * table, where senders find it; then its writer and reader threads. */
+ * table, where senders find it; then its writer and reader threads. A retired client still
+ * counts against --max-clients while its writer flushes: its socket is open until it is freed. */
 static void admit(int fd)
 {
     uint32_t id;
-    if (state.table.count >= opt.max_clients || !ids_next(&state.ids, &id)) {
+    if (state.nconns >= opt.max_clients || !ids_next(&state.ids, &id)) {
         refuse(fd, "server full");
         return;
     }
@@ -478,6 +481,7 @@ static void admit(int fd)
     if (state.conns)
         state.conns->prev = c;
     state.conns = c;
+    state.nconns++;
     state.stats.clients_served++;
     log_debug("client %u connected", id);
 

@@ -146,6 +146,7 @@ struct router {
     uv_signal_t sigint, sigterm;
     uv_prepare_t before_poll; /* runs once a turn, just before the loop waits */
     struct conn_table conns;  /* ID -> struct conn, for OPEN conns */
+    size_t clients;           /* given an ID and not closed yet: what --max-clients limits */
     struct id_allocator ids;
     struct list all;   /* every conn, for shutdown */
     struct list dirty; /* conns with bytes to write this turn */
@@ -314,6 +315,8 @@ static void retire(struct conn *c)
 static void on_close(uv_handle_t *handle)
 {
     struct conn *c = (struct conn *)handle;
+    if (c->id != 0)
+        c->r->clients--;
     settle(c, &c->sent, c->sent_done); /* a write that failed or was cancelled */
     settle(c, &c->out, 0);
     list_remove(&c->all_link);
@@ -425,24 +428,25 @@ static void resume(struct conn *s)
 
 /*
  * Queue frame f from s for its destination. If the queue it needs is full, block s and return
- * false: the frame stays in s's buffer. A frame for an unknown destination turns into an error
- * frame for its sender, so that one needs room in the sender's own queue.
+ * false: the frame stays in s's buffer. A frame for an unknown destination is dropped and
+ * counted, and turns into an error frame for its sender, so that one needs room in the sender's
+ * own queue.
  */
 static bool route(struct conn *s, const struct frame *f)
 {
     struct router *r = s->r;
     struct conn *d = conn_table_get(&r->conns, f->dest);
-    if (!d && !r->opt.error_frames)
-        return true;
     struct conn *q = d ? d : s;
-    if (over_limit(q)) {
+    if ((d || r->opt.error_frames) && over_limit(q)) {
         block(s, q);
         return false;
     }
-    if (d)
+    if (d) {
         enqueue(d, s->id, f->body, f->body_len);
-    else
-        send_error(s, "unknown destination %" PRIu32, f->dest);
+        return true;
+    }
+    r->stats.frames_dropped++;
+    send_error(s, "unknown destination %" PRIu32, f->dest);
     return true;
 }
 
@@ -592,7 +596,9 @@ static void on_connection(uv_stream_t *listener, int status)
         conn_close(c);
         return;
     }
-    if (r->conns.count >= r->opt.max_clients || !ids_next(&r->ids, &c->id) ||
+    /* A client that quits still holds its socket until its last error frame is written, so it
+     * counts until on_close: the limit bounds the descriptors clients hold, not just IDs. */
+    if (r->clients >= r->opt.max_clients || !ids_next(&r->ids, &c->id) ||
         !conn_table_put(&r->conns, c->id, c)) {
         c->id = 0;
         send_error(c, "server full");
@@ -600,6 +606,7 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     c->state = OPEN;
+    r->clients++;
     r->stats.clients_served++;
     log_debug("client %" PRIu32 " connected", c->id);
     uint8_t id[PROTO_ID_LEN];
