@@ -30,9 +30,15 @@
 #include "server.h"
 #include "stats.h"
 
-#define READ_SIZE (64 * 1024) /* first size of a connection's input buffer */
-#define OUT_FIRST 4096        /* first size of an output buffer */
-#define OUT_KEEP (256 * 1024) /* output buffers up to this size are always kept */
+/*
+ * Buffer sizes. Memory goes to the connections that have traffic: an idle one holds only a
+ * small output buffer (it was sent its ID), so ten thousand of them cost little.
+ */
+#define READ_SIZE (64 * 1024) /* the loop's one read buffer */
+#define IN_FIRST 512          /* first size of a conn's own input buffer */
+#define OUT_FIRST 64          /* first size of an output buffer: a short frame or two */
+#define FRAMES_FIRST 4        /* first number of frames an output buffer has room for */
+#define OUT_KEEP (16 * 1024)  /* drained output buffers up to this size are kept */
 
 /*
  * An intrusive doubly linked list, as in the Linux kernel. A node that is in no list points to
@@ -123,7 +129,7 @@ struct conn {
     uint32_t id; /* 0 for a client turned away as "server full" */
     enum conn_state state;
 
-    uint8_t *in; /* bytes read; in[in_start, in_end) are not routed yet */
+    uint8_t *in; /* kept bytes, not routed yet: in[in_start, in_end); NULL while none */
     size_t in_cap, in_start, in_end;
 
     struct outbuf out;  /* appended to during the turn */
@@ -153,6 +159,7 @@ struct router {
     struct list ready; /* blocked senders whose destination drained */
     struct options opt;
     struct stats stats;
+    uint8_t read_buf[READ_SIZE]; /* every read lands here, see on_alloc */
 };
 /* end slide */
 
@@ -168,7 +175,8 @@ static bool over_limit(const struct conn *c)
 }
 
 static void conn_close(struct conn *c);
-static void process_input(struct conn *c);
+static size_t route_frames(struct conn *c, const uint8_t *p, size_t len);
+static void route_kept(struct conn *c);
 
 /* A capacity of at least need, doubling from first, so appends cost amortized O(1). */
 static size_t grown(size_t cap, size_t need, size_t first)
@@ -190,7 +198,7 @@ static bool outbuf_append(struct outbuf *o, uint32_t sender, const uint8_t *p, s
         o->cap = cap;
     }
     if (o->nframes == o->frames_cap) {
-        size_t cap = grown(o->frames_cap, o->nframes + 1, OUT_FIRST / sizeof *o->frames);
+        size_t cap = grown(o->frames_cap, o->nframes + 1, FRAMES_FIRST);
         struct queued_frame *frames = realloc(o->frames, cap * sizeof *frames);
         if (!frames)
             return false;
@@ -212,8 +220,9 @@ static void outbuf_free(struct outbuf *o)
 
 /*
  * Empty o after its bytes were written or dropped. Its memory is kept for the next turn, so
- * steady traffic allocates nothing; a buffer that a burst made large is freed once a write
- * uses less than a quarter of it, so an ended burst gives its memory back.
+ * steady traffic allocates nothing (regrowing a large buffer every turn would cost a copy of
+ * every byte, and page faults besides). But a buffer larger than OUT_KEEP is freed once a write
+ * uses less than a quarter of it: when a burst ebbs, its memory goes back.
  */
 static void outbuf_clear(struct outbuf *o)
 {
@@ -349,41 +358,86 @@ static void conn_quit(struct conn *c)
 }
 
 /*
- * libuv asks where to put the next read: after the unrouted bytes in c->in. When c is read from,
- * those bytes are at most one unfinished frame (complete ones were routed, or c is blocked and
- * not read), so sliding them to the front moves little; the buffer grows only for a frame
- * longer than itself, and never past the longest legal frame.
+ * Input. A conn reads into the loop's one buffer, and its frames are routed from there. Only what
+ * cannot be routed yet is copied into the conn's own buffer, c->in: the start of a frame that
+ * has not all arrived, or, while c is blocked, the frames after the one that waits.
  */
-static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+
+/* Append p[0, len) to the bytes c kept. Running out of memory closes c, like a failed read. */
+static void keep(struct conn *c, const uint8_t *p, size_t len)
 {
-    struct conn *c = (struct conn *)handle;
-    (void)suggested;
-    size_t keep = c->in_end - c->in_start;
-    if (c->in_start > 0) {
-        memmove(c->in, c->in + c->in_start, keep);
+    if (len == 0 || c->state != OPEN)
+        return; /* nothing to keep, or nobody to route it for */
+    size_t kept = c->in_end - c->in_start;
+    if (c->in_start > 0) { /* slide what is left to the front: at most one frame, when reading */
+        memmove(c->in, c->in + c->in_start, kept);
         c->in_start = 0;
-        c->in_end = keep;
+        c->in_end = kept;
     }
-    if (keep == c->in_cap) {
-        size_t longest = c->r->opt.max_message + FRAME_HEADER_LEN + 1;
-        size_t cap = c->in_cap == 0 ? READ_SIZE : 2 * c->in_cap;
-        if (c->in_cap > 0 && cap > longest)
-            cap = longest;
+    if (kept + len > c->in_cap) {
+        size_t cap = grown(c->in_cap, kept + len, IN_FIRST);
         uint8_t *in = realloc(c->in, cap);
         if (!in) {
-            *buf = uv_buf_init(NULL, 0); /* on_read gets UV_ENOBUFS */
+            log_warn("client %" PRIu32 ": out of memory for its input", c->id);
+            conn_close(c);
             return;
         }
         c->in = in;
         c->in_cap = cap;
     }
-    *buf = (uv_buf_t){.base = (char *)c->in + keep, .len = c->in_cap - keep};
+    memcpy(c->in + kept, p, len);
+    c->in_end += len;
 }
 
+/*
+ * Called once a read or a resume is done with c. An empty buffer is freed, so a connection that
+ * is idle, or whose frames arrive whole, holds no input memory. One that keeps receiving frames
+ * split across reads is never empty at this point (each read completes one frame and leaves the
+ * start of the next), so it keeps its buffer and does not allocate per read. A conn that is no
+ * longer OPEN is routed no more, and what it kept is discarded.
+ */
+static void trim_kept(struct conn *c)
+{
+    if (c->in_start < c->in_end && c->state == OPEN)
+        return;
+    free(c->in);
+    c->in = NULL;
+    c->in_cap = c->in_start = c->in_end = 0;
+}
+
+/* How many of the new bytes p[0, len) finish the frame whose start c kept: up to its NUL, or all
+ * of them, but never more than the longest legal frame, so a runaway frame is caught there. */
+static size_t rest_of_frame(const struct conn *c, const uint8_t *p, size_t len)
+{
+    size_t kept = c->in_end - c->in_start; /* a frame with no NUL yet: shorter than longest */
+    size_t longest = FRAME_HEADER_LEN + c->r->opt.max_message + 1;
+    size_t n = len < longest - kept ? len : longest - kept;
+    size_t skip = kept < FRAME_HEADER_LEN ? FRAME_HEADER_LEN - kept : 0; /* the dest ID's bytes */
+    const uint8_t *nul = skip < n ? memchr(p + skip, '\0', n - skip) : NULL;
+    return nul ? (size_t)(nul - p) + 1 : n;
+}
+
+/*
+ * libuv asks where to put the next read. The loop runs one callback at a time, and on_read has
+ * routed or kept every byte of a read before it returns, so one buffer serves every read of
+ * every conn, and an idle conn owns no input memory. (So on_alloc never fails, and on_read
+ * never sees UV_ENOBUFS.)
+ */
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct conn *c = (struct conn *)handle;
+    (void)suggested;
+    *buf = uv_buf_init((char *)c->r->read_buf, sizeof c->r->read_buf);
+}
+
+/*
+ * The bytes c kept, if any, are the start of one frame: the new bytes first finish that one,
+ * which is routed from c->in. The frames after it are routed straight from the read buffer, and
+ * what is left (the start of the next frame, or frames that wait with c blocked) is kept.
+ */
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = (struct conn *)stream;
-    (void)buf; /* it points into c->in, where on_alloc put it */
     if (nread < 0) {
         if (nread != UV_EOF)
             log_debug("client %" PRIu32 ": read: %s", c->id, uv_strerror((int)nread));
@@ -392,8 +446,22 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return; /* nothing new (EAGAIN) */
-    c->in_end += (size_t)nread;
-    process_input(c);
+    const uint8_t *p = (const uint8_t *)buf->base;
+    size_t len = (size_t)nread, n;
+    if (c->in_start < c->in_end) {
+        n = rest_of_frame(c, p, len);
+        keep(c, p, n);
+        p += n;
+        len -= n;
+        route_kept(c);
+    }
+    if (c->in_start == c->in_end) {
+        n = route_frames(c, p, len);
+        p += n;
+        len -= n;
+    }
+    keep(c, p, len);
+    trim_kept(c);
 }
 
 static void start_reading(struct conn *c)
@@ -420,7 +488,8 @@ static void resume(struct conn *s)
 {
     list_remove(&s->wait_link);
     s->blocked = false;
-    process_input(s);
+    route_kept(s);
+    trim_kept(s);
     if (s->state == OPEN && !s->blocked)
         start_reading(s);
 }
@@ -454,30 +523,37 @@ static bool route(struct conn *s, const struct frame *f)
 static void reject_too_long(struct conn *c)
 {
     log_debug("client %" PRIu32 ": message too long", c->id);
-    c->in_start = c->in_end = 0; /* the rest of what it sent is discarded */
     send_error(c, "message too long");
     conn_quit(c);
 }
 
 /* slide: reactor-read */
-/* Route every complete frame c has sent, in order, until none is left or one must wait. */
-static void process_input(struct conn *c)
+/* Route the complete frames in p[0, len) that c sent, in order, until none is left or one must
+ * wait. Returns the bytes routed; the caller keeps the rest. */
+static size_t route_frames(struct conn *c, const uint8_t *p, size_t len)
 {
+    size_t done = 0;
     struct frame f;
     while (c->state == OPEN && !c->blocked) {
-        size_t avail = c->in_end - c->in_start;
-        ssize_t n = frame_parse(c->in + c->in_start, avail, c->r->opt.max_message, &f);
+        ssize_t n = frame_parse(p + done, len - done, c->r->opt.max_message, &f);
         if (n == FRAME_NEED_MORE)
-            return; /* the unfinished frame stays; on_alloc reads more after it */
+            break;
         if (n == FRAME_TOO_LONG) {
             reject_too_long(c);
-            return;
+            break;
         }
         if (route(c, &f))
-            c->in_start += (size_t)n;
+            done += (size_t)n;
     }
+    return done;
 }
 /* end slide */
+
+/* Route the frames c kept in its own buffer. */
+static void route_kept(struct conn *c)
+{
+    c->in_start += route_frames(c, c->in + c->in_start, c->in_end - c->in_start);
+}
 
 /* c's queue shrank. A quitting conn closes once it is empty. Otherwise, below half its limit,
  * the senders blocked on it become ready, and on_before_poll resumes them. */
