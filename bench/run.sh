@@ -213,23 +213,30 @@ nrates=$(echo $factors | wc -w)
 total=$((nrouters * (5 + nidles + nrates)))
 echo "bench: $mode run of $nrouters routers (the relay floor included), $total benchmarks; results in ${out#"$repo"/}"
 
-# Phase 1: everything but the open loop, router by router.
+# Phase 1: everything but the open loop, scenario by scenario. Every router, the relay floor
+# first, runs a scenario within a minute or two of the others, so a change in the machine's
+# load during the run shifts them alike and the ratios to the floor stay comparable.
 dead=""
 alive() { [[ " $dead " != *" $1 "* ]]; }
+scenario() { # scenario BENCH WARMUPS RUNS LOADGEN_ARGS...: one scenario for every live router
+    local key
+    for key in $keys; do
+        if alive "$key"; then bench_one "$key" "$@"; fi
+    done
+}
 for key in $keys; do
     bench_one "$key" pingpong $warmups $runs pingpong $common
     if ! alive "$key"; then
         echo "bench: $key never started listening: skipping its other scenarios (see logs/$key.router.log)" >&2
         total=$((total - 4 - nidles - nrates))
-        continue
     fi
-    bench_one "$key" pairs $warmups $runs pairs $common
-    bench_one "$key" pipeline-64 $warmups $runs pipeline --size 64 $common
-    bench_one "$key" pipeline-4k $warmups $runs pipeline --size 4096 $common
-    bench_one "$key" slow-consumer 0 $few slow-consumer $common
-    for idle in $idles; do
-        bench_one "$key" conn-$idle 0 $few connections --idle "$idle" $common
-    done
+done
+scenario pairs $warmups $runs pairs $common
+scenario pipeline-64 $warmups $runs pipeline --size 64 $common
+scenario pipeline-4k $warmups $runs pipeline --size 4096 $common
+scenario slow-consumer 0 $few slow-consumer $common
+for idle in $idles; do
+    scenario conn-$idle 0 $few connections --idle "$idle" $common
 done
 
 # Phase 2: the open loop, at rates from light load to past the slowest router's limit (its
@@ -241,11 +248,8 @@ rates=$(for f in $factors; do
     awk -v s="$slowest" -v f="$f" 'BEGIN { r = s * f; m = 10 ^ int(log(r) / log(10) - 1); printf "%d\n", int(r / m + 0.5) * m }'
 done)
 echo "bench: open-loop rates (frames/s, from the slowest router's $(printf '%.0f' "$slowest") pipelined frames/s):" $rates
-for key in $keys; do
-    alive "$key" || continue
-    for rate in $rates; do
-        bench_one "$key" open-loop-$rate 0 $few open-loop --rate "$rate" $common
-    done
+for rate in $rates; do
+    scenario open-loop-$rate 0 $few open-loop --rate "$rate" $common
 done
 
 jq --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --argjson wall $(($(date +%s) - started)) \
