@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "net.h"
 
 static int signal_fd = -1;
+static bool accept_starved; /* out of descriptors: said once, until an accept succeeds again */
 
 /* Block the shutdown signals before any thread exists, so every thread inherits the mask and
  * only the signalfd sees them: no handler runs at an arbitrary point in an arbitrary thread. */
@@ -64,8 +66,12 @@ int server_wait_accept(int listen_fd)
             return -1;
         }
         int fd = net_accept(listen_fd);
-        if (fd >= 0)
+        if (fd >= 0) {
+            if (accept_starved)
+                log_info("accept: accepting clients again");
+            accept_starved = false;
             return fd;
+        }
         switch (errno) {
         case EAGAIN:
         case ECONNABORTED:
@@ -77,7 +83,9 @@ int server_wait_accept(int listen_fd)
         case ENOMEM:
             /* Out of descriptors or memory: the pending client stays in the backlog and poll
              * would report it again at once. Back off instead of spinning the CPU. */
-            log_warn("accept: %s (waiting 100 ms)", strerror(errno));
+            if (!accept_starved)
+                log_warn("accept: %s (retrying every 100 ms)", strerror(errno));
+            accept_starved = true;
             poll(NULL, 0, 100);
             break;
         default:
