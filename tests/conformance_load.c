@@ -354,8 +354,7 @@ void all_to_all_50_clients_deliver_every_frame_once_intact(void **state)
 /* ---- A client that never reads ---- */
 
 #define FLOOD_FRAME 16384            /* payload bytes per flood frame */
-#define FLOOD_MAX ((size_t)64 << 20) /* offered at most, to see whether others still get through   \
-                                      */
+#define FLOOD_MAX ((size_t)64 << 20) /* offered at most while others exchange frames */
 #define FLOOD_STALL_MS 300           /* the flood has stalled if F cannot write for this long */
 #define FLOOD_LIMIT_MS 5000
 #define ISOLATION_MS 2000 /* a second is the bar; the margin is for loaded, sanitized runs */
