@@ -33,11 +33,11 @@
 #include "net.h"
 #include "options.h"
 #include "proto.h"
+#include "reader.h"
 #include "server.h"
 #include "stats.h"
 
 #define THREAD_STACK_SIZE (64 * 1024) /* readers and writers keep their buffers on the heap */
-#define READ_CHUNK 4096               /* first size of a reader's buffer */
 #define INBOX_CAPACITY 1024           /* messages waiting for the dispatcher */
 #define WRITER_CAPACITY_MAX 4096      /* frames in one writer channel, whatever --max-pending */
 
@@ -221,48 +221,31 @@ static void forward(struct conn *c, const struct frame *f)
         .kind = FRAME, .conn = c, .peer = f->dest, .body = body, .len = f->body_len});
 }
 
-/* Read, and forward every complete frame before reading again; keep a partial tail. Returns
- * true if the client sent a frame too long to keep. */
+/* Read, and forward every complete frame before reading again; after a read that forwarded
+ * any, wait for the go-ahead. Returns true if the client sent a frame too long to keep. */
 static bool read_frames(struct conn *c)
 {
-    size_t max_frame = FRAME_HEADER_LEN + opt.max_message + 1;
-    size_t cap = max_frame < READ_CHUNK ? max_frame : READ_CHUNK, len = 0;
-    uint8_t *buf = xmalloc(cap);
-    bool too_long = false;
-    for (;;) {
-        if (len == cap) { /* a partial frame fills the buffer: grow, up to one whole frame */
-            cap = cap * 2 < max_frame ? cap * 2 : max_frame;
-            uint8_t *bigger = realloc(buf, cap);
-            if (!bigger)
-                log_fatal("out of memory");
-            buf = bigger;
-        }
-        ssize_t n = net_read(c->fd, buf + len, cap - len);
-        if (n <= 0) {
-            if (n < 0)
-                log_debug("read client %u: %s", c->id, strerror(errno));
-            break;
-        }
-        len += (size_t)n;
-
-        struct frame f;
-        size_t off = 0;
-        ssize_t used;
-        while ((used = frame_parse(buf + off, len - off, opt.max_message, &f)) > 0) {
+    struct frame_reader r;
+    if (frame_reader_init(&r, c->fd, opt.max_message) != 0) {
+        log_warn("client %u: out of memory", c->id);
+        return false;
+    }
+    struct frame f;
+    int got = FRAME_NEED_MORE;
+    ssize_t n = 0;
+    while (got == FRAME_NEED_MORE && (n = frame_reader_fill(&r)) > 0) {
+        bool forwarded = false;
+        while ((got = frame_reader_next(&r, &f)) > 0) {
             forward(c, &f);
-            off += (size_t)used;
+            forwarded = true;
         }
-        if (used == FRAME_TOO_LONG) {
-            too_long = true;
-            break;
-        }
-        len -= off;
-        memmove(buf, buf + off, len);
-        if (off > 0 && !wait_for_go_ahead(c))
+        if (got == FRAME_NEED_MORE && forwarded && !wait_for_go_ahead(c))
             break;
     }
-    free(buf);
-    return too_long;
+    if (n < 0)
+        log_debug("read client %u: %s", c->id, strerror(errno));
+    frame_reader_free(&r);
+    return got == FRAME_TOO_LONG;
 }
 
 static void *reader_main(void *arg)

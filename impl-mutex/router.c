@@ -32,11 +32,11 @@
 #include "net.h"
 #include "options.h"
 #include "proto.h"
+#include "reader.h"
 #include "server.h"
 #include "stats.h"
 
 #define READER_STACK_SIZE (64 * 1024) /* a reader keeps its buffer on the heap */
-#define READ_CHUNK 4096               /* first size of a reader's buffer */
 #define STOP_TIMEOUT_SEC 5            /* how long shutdown waits for the reader threads */
 
 static const char *const variants[] = {"global-lock", "deadlock", "per-connection-lock", NULL};
@@ -274,61 +274,28 @@ static void forward(struct conn *from, const struct frame *f)
     }
 }
 
-/* Forward every complete frame in buf[0..*len) and keep the partial tail at the start.
- * Returns false if the client must go: a frame too long. */
-static bool forward_frames(struct conn *c, uint8_t *buf, size_t *len)
-{
-    struct frame f;
-    size_t off = 0;
-    ssize_t used;
-    while ((used = frame_parse(buf + off, *len - off, opt.max_message, &f)) > 0) {
-        forward(c, &f);
-        off += (size_t)used;
-    }
-    if (used == FRAME_TOO_LONG) {
-        send_error(c, "message too long");
-        return false;
-    }
-    *len -= off;
-    memmove(buf, buf + off, *len);
-    return true;
-}
-
-/* Read, and forward every complete frame before reading again. */
+/* Read, and forward every complete frame before reading again. A frame too long ends it. */
 static void read_frames(struct conn *c)
 {
-    size_t max_frame = FRAME_HEADER_LEN + opt.max_message + 1;
-    size_t cap = max_frame < READ_CHUNK ? max_frame : READ_CHUNK, len = 0;
-    uint8_t *buf = malloc(cap);
-    if (!buf) {
+    struct frame_reader r;
+    if (frame_reader_init(&r, c->fd, opt.max_message) != 0) {
         log_warn("client %u: out of memory", c->id);
         return;
     }
-    for (;;) {
-        if (len == cap) { /* a partial frame fills the buffer: grow, up to one whole frame */
-            size_t bigger = cap * 2 < max_frame ? cap * 2 : max_frame;
-            uint8_t *nb = realloc(buf, bigger);
-            if (!nb) {
-                log_warn("client %u: out of memory", c->id);
-                break;
-            }
-            buf = nb;
-            cap = bigger;
-        }
-        ssize_t n = net_read(c->fd, buf + len, cap - len);
-        if (n <= 0) {
-            if (n < 0)
-                log_debug("read client %u: %s", c->id, strerror(errno));
-            break;
-        }
-        len += (size_t)n;
+    struct frame f;
+    int got = FRAME_NEED_MORE;
+    ssize_t n = 0;
+    while (got == FRAME_NEED_MORE && (n = frame_reader_fill(&r)) > 0) {
         deadlock_release(c);
-        bool more = forward_frames(c, buf, &len);
+        while ((got = frame_reader_next(&r, &f)) > 0)
+            forward(c, &f);
+        if (got == FRAME_TOO_LONG)
+            send_error(c, "message too long");
         deadlock_hold(c);
-        if (!more)
-            break;
     }
-    free(buf);
+    if (n < 0)
+        log_debug("read client %u: %s", c->id, strerror(errno));
+    frame_reader_free(&r);
 }
 
 /* The reader's first step: enter the table and send the ID, in one critical section. Senders

@@ -1,6 +1,6 @@
 /*
- * unit_common.c - the plumbing in common/: connection table, IDs, options, sockets, the test
- * client and router_spawn.
+ * unit_common.c - the plumbing in common/: connection table, IDs, options, sockets, the frame
+ * reader, the test client and router_spawn.
  *
  * Everything here is tested through its header only, against a reference where one is cheap:
  * the connection table against a plain array, the socket helpers against the bytes a reader
@@ -40,6 +40,8 @@
 #include "log.h"
 #include "net.h"
 #include "options.h"
+#include "proto.h"
+#include "reader.h"
 #include "server.h"
 #include "stats.h"
 
@@ -995,6 +997,254 @@ static void read_keeps_waiting_when_signals_interrupt_it(void **state)
     assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
 }
 
+/* ---- frame_reader, over a socketpair ---- */
+
+/* Puts dest, payload and its NUL at out; returns the frame's length. */
+static size_t put_frame(uint8_t *out, uint32_t dest, const char *payload)
+{
+    size_t n = strlen(payload) + 1;
+    frame_put_u32(out, dest);
+    memcpy(out + FRAME_HEADER_LEN, payload, n);
+    return FRAME_HEADER_LEN + n;
+}
+
+static void assert_frame(const struct frame *f, uint32_t dest, const char *payload)
+{
+    assert_int_equal(f->dest, dest);
+    assert_int_equal(f->body_len, strlen(payload) + 1);
+    assert_memory_equal(f->body, payload, f->body_len);
+}
+
+/* A socketpair whose reading end sv[1] gives up after 5 s, so that a reader waiting for bytes
+ * that will never come fails the test instead of hanging it. */
+static void reader_pair(int sv[2])
+{
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    struct timeval limit = {.tv_sec = 5};
+    assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit), 0);
+}
+
+static void close_pair(int sv[2])
+{
+    assert_int_equal(close(sv[0]), 0);
+    assert_int_equal(close(sv[1]), 0);
+}
+
+/* A reader on one end of a socketpair, and a thread that writes wire to the other end: for more
+ * bytes than a socket buffer is sure to hold. */
+struct streamed {
+    int sv[2];
+    uint8_t *wire; /* on the heap; freed by streamed_finish */
+    struct blocked_call writer;
+    struct frame_reader r;
+};
+
+static void streamed_start(struct streamed *s, uint8_t *wire, size_t len, size_t max_message)
+{
+    s->wire = wire;
+    reader_pair(s->sv);
+    s->writer = (struct blocked_call){.fd = s->sv[0], .src = wire, .len = len, .rc = -2};
+    assert_int_equal(pthread_create(&s->writer.thread, NULL, write_all_main, &s->writer), 0);
+    assert_int_equal(frame_reader_init(&s->r, s->sv[1], max_message), 0);
+}
+
+/* Checks that the writer wrote everything, and frees. */
+static void streamed_finish(struct streamed *s)
+{
+    assert_int_equal(pthread_join(s->writer.thread, NULL), 0);
+    assert_int_equal(s->writer.rc, 0);
+    frame_reader_free(&s->r);
+    close_pair(s->sv);
+    free(s->wire);
+}
+
+static void frames_that_arrive_in_one_read_all_come_out_before_the_next(void **state)
+{
+    (void)state;
+    uint8_t wire[64];
+    size_t len = put_frame(wire, 1, "one");
+    len += put_frame(wire + len, 2, "");
+    len += put_frame(wire + len, 3, "three");
+    int sv[2];
+    reader_pair(sv);
+    assert_int_equal(net_set_nonblocking(sv[1]),
+                     0); /* a read with nothing there fails, not hangs */
+    assert_int_equal(net_write_all(sv[0], wire, len), 0);
+
+    struct frame_reader r;
+    assert_int_equal(frame_reader_init(&r, sv[1], 100), 0);
+    assert_int_equal(frame_reader_fill(&r), len);
+    struct frame f;
+    assert_int_equal(frame_reader_next(&r, &f), 1);
+    assert_frame(&f, 1, "one");
+    assert_true(f.body > r.buf && f.body < r.buf + r.len); /* zero copy */
+    assert_int_equal(frame_reader_next(&r, &f), 1);
+    assert_frame(&f, 2, "");
+    assert_int_equal(frame_reader_next(&r, &f), 1);
+    assert_frame(&f, 3, "three");
+    assert_int_equal(frame_reader_next(&r, &f), FRAME_NEED_MORE);
+    assert_int_equal(frame_reader_fill(&r), -1); /* the one read took every byte */
+    assert_int_equal(errno, EAGAIN);
+    frame_reader_free(&r);
+    close_pair(sv);
+}
+
+static void a_frame_that_arrives_byte_by_byte_comes_out_whole(void **state)
+{
+    (void)state;
+    uint8_t wire[64];
+    size_t first = put_frame(wire, 7, "first");
+    size_t len = first + put_frame(wire + first, 8, "second");
+    int sv[2];
+    reader_pair(sv);
+    struct frame_reader r;
+    assert_int_equal(frame_reader_init(&r, sv[1], 100), 0);
+    struct frame f;
+    for (size_t i = 0; i < len; i++) {
+        assert_int_equal(net_write_all(sv[0], wire + i, 1), 0);
+        assert_int_equal(frame_reader_fill(&r), 1);
+        bool last_byte = i == first - 1 || i == len - 1;
+        assert_int_equal(frame_reader_next(&r, &f), last_byte ? 1 : FRAME_NEED_MORE);
+        if (last_byte) {
+            assert_frame(&f, i < first ? 7 : 8, i < first ? "first" : "second");
+            assert_int_equal(frame_reader_next(&r, &f), FRAME_NEED_MORE);
+        }
+    }
+    frame_reader_free(&r);
+    close_pair(sv);
+}
+
+/* 200 frames of 104 bytes: frames straddle every 4 KiB read, and none ever fills the buffer. */
+static void small_frames_come_out_in_order_and_never_grow_the_buffer(void **state)
+{
+    (void)state;
+    enum { FRAMES = 200, PAYLOAD = 99, FRAME_LEN = FRAME_HEADER_LEN + PAYLOAD + 1 };
+    uint8_t *wire = malloc(FRAMES * FRAME_LEN);
+    assert_non_null(wire);
+    char payload[PAYLOAD + 1] = {0};
+    for (int i = 0; i < FRAMES; i++) {
+        memset(payload, 'a' + i % 26, PAYLOAD);
+        put_frame(wire + i * FRAME_LEN, (uint32_t)i + 1, payload);
+    }
+    struct streamed s;
+    streamed_start(&s, wire, FRAMES * FRAME_LEN, PROTO_DEFAULT_MAX_MESSAGE);
+    struct frame f;
+    int got, seen = 0;
+    while (seen < FRAMES) {
+        assert_true(frame_reader_fill(&s.r) > 0);
+        while ((got = frame_reader_next(&s.r, &f)) > 0) {
+            memset(payload, 'a' + seen % 26, PAYLOAD);
+            assert_frame(&f, (uint32_t)seen + 1, payload);
+            seen++;
+        }
+        assert_int_equal(got, FRAME_NEED_MORE);
+        assert_int_equal(s.r.cap, FRAME_READER_START);
+    }
+    streamed_finish(&s);
+}
+
+static void the_longest_frame_grows_the_buffer_to_one_frame_and_no_more(void **state)
+{
+    (void)state;
+    enum { MAX = 65536, WHOLE = FRAME_HEADER_LEN + MAX + 1 };
+    uint8_t *wire = malloc(WHOLE);
+    assert_non_null(wire);
+    frame_put_u32(wire, 42);
+    memset(wire + FRAME_HEADER_LEN, 'x', MAX);
+    wire[WHOLE - 1] = '\0';
+    struct streamed s;
+    streamed_start(&s, wire, WHOLE, MAX);
+    assert_int_equal(s.r.cap, FRAME_READER_START);
+    struct frame f;
+    int got;
+    do {
+        assert_true(frame_reader_fill(&s.r) > 0);
+        assert_true(s.r.cap <= WHOLE);
+    } while ((got = frame_reader_next(&s.r, &f)) == FRAME_NEED_MORE);
+    assert_int_equal(got, 1);
+    assert_int_equal(f.dest, 42);
+    assert_int_equal(f.body_len, MAX + 1);
+    assert_memory_equal(f.body, wire + FRAME_HEADER_LEN, MAX + 1);
+    assert_int_equal(s.r.cap, WHOLE);
+    streamed_finish(&s);
+}
+
+static void a_frame_too_long_is_reported_after_the_frames_before_it(void **state)
+{
+    (void)state;
+    uint8_t wire[32];
+    size_t len = put_frame(wire, 5, "12345678"); /* exactly --max-message 8 */
+    frame_put_u32(wire + len, 6);
+    memcpy(wire + len + FRAME_HEADER_LEN, "123456789", 9); /* one byte over, no NUL yet */
+    len += FRAME_HEADER_LEN + 9;
+    int sv[2];
+    reader_pair(sv);
+    assert_int_equal(net_write_all(sv[0], wire, len), 0);
+
+    struct frame_reader r;
+    assert_int_equal(frame_reader_init(&r, sv[1], 8), 0);
+    assert_int_equal(r.cap, FRAME_HEADER_LEN + 8 + 1); /* one whole frame is less than 4 KiB */
+    struct frame f;
+    assert_int_equal(frame_reader_fill(&r), 13);
+    assert_int_equal(frame_reader_next(&r, &f), 1);
+    assert_frame(&f, 5, "12345678");
+    assert_int_equal(frame_reader_next(&r, &f), FRAME_NEED_MORE);
+    assert_int_equal(frame_reader_fill(&r), 13);
+    assert_int_equal(frame_reader_next(&r, &f), FRAME_TOO_LONG);
+    assert_int_equal(frame_reader_next(&r, &f), FRAME_TOO_LONG);
+    assert_int_equal(r.cap, 13);
+    frame_reader_free(&r);
+    close_pair(sv);
+}
+
+static void a_frame_too_long_is_found_once_the_buffer_holds_one_whole_frame(void **state)
+{
+    (void)state;
+    enum { MAX = 10000, WHOLE = FRAME_HEADER_LEN + MAX + 1 };
+    uint8_t *wire = malloc(WHOLE);
+    assert_non_null(wire);
+    memset(wire, 'y', WHOLE); /* dest 0x79797979, then MAX + 1 bytes and no NUL */
+    struct streamed s;
+    streamed_start(&s, wire, WHOLE, MAX);
+    struct frame f;
+    int got;
+    do
+        assert_true(frame_reader_fill(&s.r) > 0);
+    while ((got = frame_reader_next(&s.r, &f)) == FRAME_NEED_MORE);
+    assert_int_equal(got, FRAME_TOO_LONG);
+    assert_int_equal(s.r.len, WHOLE);
+    assert_int_equal(s.r.cap, WHOLE);
+    streamed_finish(&s);
+}
+
+/* 3,000 bytes, then 1,000 more, of a frame cut short by EOF: the buffer grows only for a
+ * partial frame that fills it, and EOF after a partial frame is just EOF. */
+static void a_partial_frame_keeps_the_buffer_and_eof_after_it_reads_0(void **state)
+{
+    (void)state;
+    enum { PART = 3000, MORE = 1000 };
+    uint8_t wire[PART + MORE];
+    memset(wire, 'z', sizeof wire);
+    int sv[2];
+    reader_pair(sv);
+    struct frame_reader r;
+    assert_int_equal(frame_reader_init(&r, sv[1], PROTO_DEFAULT_MAX_MESSAGE), 0);
+    struct frame f;
+    assert_int_equal(net_write_all(sv[0], wire, PART), 0);
+    assert_int_equal(frame_reader_fill(&r), PART);
+    assert_int_equal(frame_reader_next(&r, &f), FRAME_NEED_MORE);
+    assert_int_equal(net_write_all(sv[0], wire + PART, MORE), 0);
+    assert_int_equal(frame_reader_fill(&r), MORE);
+    assert_int_equal(frame_reader_next(&r, &f), FRAME_NEED_MORE);
+    assert_int_equal(r.cap, FRAME_READER_START);
+    assert_int_equal(close(sv[0]), 0);
+    assert_int_equal(frame_reader_fill(&r), 0);
+    assert_int_equal(frame_reader_next(&r, &f), FRAME_NEED_MORE);
+    frame_reader_free(&r);
+    assert_null(r.buf);
+    assert_int_equal(close(sv[1]), 0);
+}
+
 /* ---- the client library, against a fake router in a thread ---- */
 
 struct fake_router {
@@ -1419,6 +1669,13 @@ int main(void)
         cmocka_unit_test(write_all_to_a_closed_peer_fails_with_epipe),
         cmocka_unit_test(write_all_keeps_going_when_signals_interrupt_it),
         cmocka_unit_test(read_keeps_waiting_when_signals_interrupt_it),
+        cmocka_unit_test(frames_that_arrive_in_one_read_all_come_out_before_the_next),
+        cmocka_unit_test(a_frame_that_arrives_byte_by_byte_comes_out_whole),
+        cmocka_unit_test(small_frames_come_out_in_order_and_never_grow_the_buffer),
+        cmocka_unit_test(the_longest_frame_grows_the_buffer_to_one_frame_and_no_more),
+        cmocka_unit_test(a_frame_too_long_is_reported_after_the_frames_before_it),
+        cmocka_unit_test(a_frame_too_long_is_found_once_the_buffer_holds_one_whole_frame),
+        cmocka_unit_test(a_partial_frame_keeps_the_buffer_and_eof_after_it_reads_0),
         cmocka_unit_test(connect_reads_the_id_the_router_sends_first),
         cmocka_unit_test(frames_that_arrive_in_one_read_come_out_one_by_one),
         cmocka_unit_test(recv_times_out_while_a_frame_is_incomplete),
