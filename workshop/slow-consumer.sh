@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # slow-consumer.sh [BUILD_DIR] [-- COMMAND...] - the benchmark's slow-consumer scenario, one
-# table row per router, in about ten seconds a router.
+# table row per router, in about two seconds a router.
 #
 # Four pairs exchange frames at a steady rate; then one receiver stops reading and a flooder
 # writes to it as fast as the router accepts. Each row says how the healthy pairs' latency
