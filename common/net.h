@@ -38,6 +38,17 @@ int net_write_all(int fd, const void *buf, size_t len);
 /* The same for a vector of buffers; iov is modified in place. */
 int net_writev_all(int fd, struct iovec *iov, int iovcnt);
 
+/*
+ * Before the router closes a connection it chose to end (a frame too long), while the client
+ * may still be sending: shut the sending side, so a FIN follows the bytes already queued, then
+ * read and discard until the client closes too or timeout_ms pass. close(2) on a socket with
+ * unread input sends a reset instead, and a reset makes the client's kernel throw away what the
+ * client has not read yet: the last frames, and the error frame that says why. The caller
+ * still closes fd.
+ */
+void net_linger(int fd, int timeout_ms);
+#define NET_LINGER_MS 2000
+
 int net_set_nonblocking(int fd);
 int net_set_sndbuf(int fd, int bytes);
 

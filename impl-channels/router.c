@@ -48,7 +48,8 @@ static const struct router_info info = {
 };
 
 /* An item on a writer channel: bytes on the heap, which the writer frees once written. */
-enum outgoing_kind { OUT_ID, OUT_FRAME, OUT_ERROR };
+/* OUT_LINGER is the last item for a client sent away: it carries no bytes (see net_linger). */
+enum outgoing_kind { OUT_ID, OUT_FRAME, OUT_ERROR, OUT_LINGER };
 struct outgoing {
     enum outgoing_kind kind;
     uint32_t src; /* OUT_FRAME: who sent it, to be told if it cannot be written */
@@ -208,6 +209,8 @@ static void refill(struct conn *to)
         release(p->owner);
         free(p);
     }
+    if (to->retired && !to->parked) /* a client sent away: its last items are in */
+        channel_close(&to->writer_channel);
 }
 
 /* ---- the reader: one per client ---- */
@@ -268,6 +271,17 @@ static void count_written(struct stats *s, const struct outgoing *out)
     }
 }
 
+/* Write one item to the client. OUT_LINGER writes nothing: it lets the client read everything
+ * before it, the error frame last, before the socket closes. */
+static int write_out(struct conn *c, const struct outgoing *out)
+{
+    if (out->kind == OUT_LINGER) {
+        net_linger(c->fd, NET_LINGER_MS);
+        return 0;
+    }
+    return net_write_all(c->fd, out->bytes, out->len);
+}
+
 /* The writer owns the sending side of one socket, and is the only thread that waits on it: a
  * client that stops reading stalls its own writer and nobody else. */
 /* slide: channels-writer */
@@ -280,7 +294,7 @@ static void *writer_main(void *arg)
     while ((queued = channel_recv(&c->writer_channel, &out, CHANNEL_FOREVER)) > 0) {
         if ((size_t)queued == writer_capacity) /* it was full: parked items can move now */
             tell((struct message){.kind = WRITER_ROOM, .conn = c});
-        if (!failed && net_write_all(c->fd, out.bytes, out.len) != 0)
+        if (!failed && write_out(c, &out) != 0)
             failed = true; /* the client is gone: every item from now on is dropped */
         if (failed)
             tell((struct message){.kind = WRITE_FAILED, .conn = c, .peer = out.src});
@@ -331,31 +345,40 @@ static void drop_frame(struct conn *c, uint32_t src)
     send_error(src, reason);
 }
 
-/* The client is gone, or being sent away. Its ID dies here; parked items are dropped and their
+/* The client is gone, or being sent away. Its ID dies here; parked frames are dropped and their
  * senders told and released; the channels close, which ends its reader's wait for a token and
- * its writer's loop. flush: the writer still writes what is queued (the last error frame). */
+ * its writer's loop. flush (a client sent away; its reader has exited): the writer still writes
+ * what is queued, and the error frames still parked, then lingers (OUT_LINGER) before the
+ * socket closes; the writer channel closes once they are in (see refill). */
 static void retire(struct conn *c, bool flush)
 {
     if (c->retired)
         return;
     c->retired = true;
     conn_table_remove(&state.table, c->id);
-    /* Wake the reader from read(). Unless flushing, fail the writer's writes too, so what is
-     * still queued comes back as WRITE_FAILED messages, one per frame. */
-    if (shutdown(c->fd, flush ? SHUT_RD : SHUT_RDWR) != 0 && errno != ENOTCONN)
+    /* Wake the reader from read(), and fail the writer's writes, so what is still queued comes
+     * back as WRITE_FAILED messages, one per frame. */
+    if (!flush && shutdown(c->fd, SHUT_RDWR) != 0 && errno != ENOTCONN)
         log_warn("shutdown client %u: %s", c->id, strerror(errno));
-    struct parked *p;
-    while ((p = c->parked)) {
-        c->parked = p->next;
+    struct parked **pp = &c->parked, *p;
+    while ((p = *pp)) {
+        if (flush && p->out.kind == OUT_ERROR) { /* it still gets told why */
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
         if (p->out.kind == OUT_FRAME)
             drop_frame(c, p->out.src);
         release(p->owner);
         free(p->out.bytes);
         free(p);
     }
-    c->parked_tail = &c->parked;
+    c->parked_tail = pp;
     channel_close(&c->go_ahead);
-    channel_close(&c->writer_channel);
+    if (flush)
+        queue(c, (struct outgoing){.kind = OUT_LINGER}, 0);
+    if (!c->parked)
+        channel_close(&c->writer_channel);
 }
 
 static struct conn *conn_new(uint32_t id, int fd)

@@ -274,13 +274,14 @@ static void forward(struct conn *from, const struct frame *f)
     }
 }
 
-/* Read, and forward every complete frame before reading again. A frame too long ends it. */
-static void read_frames(struct conn *c)
+/* Read, and forward every complete frame before reading again. A frame too long ends it:
+ * returns true then. */
+static bool read_frames(struct conn *c)
 {
     struct frame_reader r;
     if (frame_reader_init(&r, c->fd, opt.max_message) != 0) {
         log_warn("client %u: out of memory", c->id);
-        return;
+        return false;
     }
     struct frame f;
     int got = FRAME_NEED_MORE;
@@ -296,6 +297,7 @@ static void read_frames(struct conn *c)
     if (n < 0)
         log_debug("read client %u: %s", c->id, strerror(errno));
     frame_reader_free(&r);
+    return got == FRAME_TOO_LONG;
 }
 
 /* The reader's first step: enter the table and send the ID, in one critical section. Senders
@@ -318,12 +320,16 @@ static bool conn_join(struct conn *c)
     return sent;
 }
 
-/* The reader's last step: leave the table, wake any sender blocked on this socket, let go. */
-static void conn_leave(struct conn *c)
+/* The reader's last step: leave the table, wake any sender blocked on this socket, let go.
+ * After a frame too long the client may still be sending: linger, so that it reads its error
+ * frame and what came before it, not a reset. */
+static void conn_leave(struct conn *c, bool too_long)
 {
     pthread_mutex_lock(&shared.lock);
     conn_table_remove(&shared.table, c->id);
     pthread_mutex_unlock(&shared.lock);
+    if (too_long)
+        net_linger(c->fd, NET_LINGER_MS);
     /* A sender that pinned c before the removal may sit in write(): now it gets EPIPE. */
     if (shutdown(c->fd, SHUT_RDWR) != 0 && errno != ENOTCONN)
         log_warn("shutdown client %u: %s", c->id, strerror(errno));
@@ -336,9 +342,8 @@ static void conn_leave(struct conn *c)
 static void *reader_main(void *arg)
 {
     struct conn *c = arg;
-    if (conn_join(c))
-        read_frames(c);
-    conn_leave(c);
+    bool too_long = conn_join(c) && read_frames(c);
+    conn_leave(c, too_long);
     readers_done();
     return NULL;
 }

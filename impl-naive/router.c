@@ -190,13 +190,14 @@ static void forward(struct conn *from, const struct frame *f)
     }
 }
 
-/* Read, and forward every complete frame before reading again. A frame too long ends it. */
-static void read_frames(struct conn *c)
+/* Read, and forward every complete frame before reading again. A frame too long ends it:
+ * returns true then. */
+static bool read_frames(struct conn *c)
 {
     struct frame_reader r;
     if (frame_reader_init(&r, c->fd, opt.max_message) != 0) {
         log_warn("client %u: out of memory", c->id);
-        return;
+        return false;
     }
     struct frame f;
     int got = FRAME_NEED_MORE;
@@ -210,6 +211,7 @@ static void read_frames(struct conn *c)
     if (n < 0)
         log_debug("read client %u: %s", c->id, strerror(errno));
     frame_reader_free(&r);
+    return got == FRAME_TOO_LONG;
 }
 
 /* The reader's first step: enter the table, then send the ID, so that a client that holds its
@@ -227,10 +229,13 @@ static bool conn_join(struct conn *c)
     return sent;
 }
 
-/* The reader's last step: leave the table, close, free. */
-static void conn_leave(struct conn *c)
+/* The reader's last step: leave the table, close, free. After a frame too long the client
+ * may still be sending: linger, so that it reads its error frame, not a reset. */
+static void conn_leave(struct conn *c, bool too_long)
 {
     conn_table_remove(&shared.table, c->id);
+    if (too_long)
+        net_linger(c->fd, NET_LINGER_MS);
     readers_remove(c);
     log_debug("client %u left", c->id);
     conn_free(c);
@@ -239,9 +244,8 @@ static void conn_leave(struct conn *c)
 static void *reader_main(void *arg)
 {
     struct conn *c = arg;
-    if (conn_join(c))
-        read_frames(c);
-    conn_leave(c);
+    bool too_long = conn_join(c) && read_frames(c);
+    conn_leave(c, too_long);
     readers_done();
     return NULL;
 }
