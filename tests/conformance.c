@@ -18,9 +18,10 @@
  *                            peak resident memory stays under 64 MiB (it must stop taking
  *                            bytes it cannot deliver: backpressure).
  *   survives-stress          the load cases pass: 1,000 connections, garbage from several
- *                            clients, 10,000 frames in order each way, 50 clients all to all;
- *                            and after each, the router stops cleanly on SIGTERM with no
- *                            sanitizer report on its stderr.
+ *                            clients, 10,000 frames in order each way, 50 clients all to all,
+ *                            a flooded client sent away for a frame too long still reading its
+ *                            error frame; and after each, the router stops cleanly on SIGTERM
+ *                            with no sanitizer report on its stderr.
  *
  * A property case whose expectation is yes is an ordinary case. With no, it passes when the
  * property is observed not to hold and fails when it holds; with any, it passes either way.
@@ -268,6 +269,8 @@ int main(int argc, char **argv)
              .property = PROP_ISOLATES),
         CASE(stalled_reader_keeps_router_memory_bounded, .needs_forwarding = true,
              .property = PROP_MEMORY),
+        CASE(flooded_client_sent_away_still_reads_its_error_frame, .needs_forwarding = true,
+             .property = PROP_STRESS),
         CASE(per_pair_order_holds_over_10000_frames, .needs_forwarding = true,
              .property = PROP_STRESS),
         CASE(all_to_all_50_clients_deliver_every_frame_once_intact, .needs_forwarding = true,

@@ -177,6 +177,7 @@ void connect_disconnect_1000_times_keeps_fd_count(void **state);
 void random_garbage_does_not_crash_it(void **state);
 void slow_consumer_does_not_stall_other_clients(void **state);
 void stalled_reader_keeps_router_memory_bounded(void **state);
+void flooded_client_sent_away_still_reads_its_error_frame(void **state);
 void per_pair_order_holds_over_10000_frames(void **state);
 void all_to_all_50_clients_deliver_every_frame_once_intact(void **state);
 

@@ -20,6 +20,7 @@
 #include "conformance.h"
 #include "frame.h"
 #include "net.h"
+#include "proto.h"
 
 #define STALL_MS 3000       /* nothing moved for this long: the router is stuck */
 #define PUMP_LIMIT_MS 20000 /* a pump that still moves gives up after this long anyway */
@@ -423,6 +424,62 @@ void slow_consumer_does_not_stall_other_clients(void **state)
     print_message("  A's frame reached B in %lld ms while F's %.1f MiB flood to S %s\n",
                   (long long)took, mib, stalled ? "was stuck" : "flowed");
     fx_property_holds(f);
+}
+
+/* The client a router sends away for a frame too long may still have bytes on the way in and
+ * frames on the way out. Closing a socket with unread input makes the kernel send a reset,
+ * which throws away what the client has not read yet, the error frame first. */
+void flooded_client_sent_away_still_reads_its_error_frame(void **state)
+{
+    struct fixture *f = fx_begin(state);
+    struct peer *s = fx_connect(f, "S (reads late)");
+    struct peer *fl = fx_connect(f, "F (floods S)");
+    bool stalled;
+    size_t sent = flood(f, fl, s->c.id, FLOOD_MAX, &stalled);
+
+    /* Far past the default limit: the router gives up on S with bytes still arriving. */
+    enum { TOO_LONG = FRAME_HEADER_LEN + PROTO_DEFAULT_MAX_MESSAGE + 1 + 16384 };
+    static uint8_t wire[TOO_LONG];
+    frame_put_u32(wire, fl->c.id);
+    memset(wire + FRAME_HEADER_LEN, 'x', sizeof wire - FRAME_HEADER_LEN);
+    fx_send_raw(f, s, wire, sizeof wire);
+
+    static uint8_t buf[FLOOD_FRAME + 1];
+    size_t frames = 0;
+    bool told = false;
+    for (;;) {
+        ssize_t rc = client_recv(&s->c, buf, sizeof buf, FRAME_TIMEOUT_MS);
+        if (rc == CLIENT_CLOSED)
+            break;
+        char got[320];
+        if (rc < 0)
+            fx_fail(f,
+                    "S expected frames, then \"message too long\", then the close; after %zu "
+                    "frames it got %s",
+                    frames, fx_describe_recv(rc, buf, got, sizeof got));
+        /* Frames F's sender had already routed to S may still follow the error frame: the
+         * protocol orders frames per sender, not across senders. */
+        if (rc > 0 && buf[0] == PROTO_ERROR_BYTE) {
+            if (told || rc != 17 || memcmp(buf + 1, "message too long", 16) != 0)
+                fx_fail(f, "S expected \"message too long\"; got %s",
+                        fx_describe_recv(rc, buf, got, sizeof got));
+            told = true;
+            continue;
+        }
+        for (ssize_t i = 0; i < rc; i++)
+            if (buf[i] != 'f' || rc != FLOOD_FRAME)
+                fx_fail(f, "S received a damaged flood frame (frame %zu, %zd bytes)", frames, rc);
+        frames++;
+    }
+    if (!told)
+        fx_fail(f,
+                "the connection closed after %zu flood frames without \"message too long\" "
+                "(a close with unread input sends a reset, which discards what S had not "
+                "read)",
+                frames);
+    print_message("  S read %zu flood frames (of %.1f MiB offered) and its error frame\n", frames,
+                  (double)sent / (1 << 20));
+    survived(f);
 }
 
 #define MEMORY_OFFERED ((size_t)512 << 20)
