@@ -16,6 +16,7 @@ for group in "$@"; do
     build)
         need make command -v make
         need gcc command -v gcc
+        need libc6-dev test -e /usr/include/stdio.h # only recommended by gcc
         need pkg-config command -v pkg-config
         need libuv1-dev pkg-config --exists libuv
         need libcmocka-dev pkg-config --exists cmocka
