@@ -84,7 +84,7 @@ static void mark_dirty(struct conn *c)
 
 void conn_send(struct conn *c, uint64_t time_ns, size_t size)
 {
-    size_t need = FRAME_HEADER_LEN + size + 1;
+    size_t need = PROTO_ID_LEN + size + 1;
     if (reserve(&c->out, need) != 0) {
         lg_fail(c->lg, "out of memory for the send buffer of connection %u", c->index);
         return;
@@ -92,8 +92,8 @@ void conn_send(struct conn *c, uint64_t time_ns, size_t size)
     uint8_t *p = c->out.data + c->out.len;
     frame_put_u32(p, c->peer->id);
     struct payload_info pi = {.sender = c->index, .seq = c->tx_seq++, .time_ns = time_ns};
-    payload_write(p + FRAME_HEADER_LEN, size, &pi);
-    p[FRAME_HEADER_LEN + size] = '\0';
+    payload_write(p + PROTO_ID_LEN, size, &pi);
+    p[PROTO_ID_LEN + size] = '\0';
     c->out.len += need;
     c->lg->frames_sent++;
     mark_dirty(c);
@@ -226,7 +226,7 @@ static void on_frame(struct conn *c, const uint8_t *f, size_t len)
     lg->frames_received++;
     if (lg->cfg.relay) {
         /* The relay forwards the destination header: it must be this connection's ID. */
-        if (len < FRAME_HEADER_LEN) {
+        if (len < PROTO_ID_LEN) {
             lg->bad.corrupted++;
             return;
         }
@@ -234,8 +234,8 @@ static void on_frame(struct conn *c, const uint8_t *f, size_t len)
             lg->bad.misrouted++;
             return;
         }
-        f += FRAME_HEADER_LEN;
-        len -= FRAME_HEADER_LEN;
+        f += PROTO_ID_LEN;
+        len -= PROTO_ID_LEN;
     }
     if (len > 0 && f[0] == PROTO_ERROR_BYTE) {
         if (c->role == ROLE_FLOODER) {
@@ -319,10 +319,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     while (len > 0 && !lg->failed) {
         const uint8_t *nul = memchr(p, '\0', len);
         size_t flen = nul ? (size_t)(nul - p) : len;
-        if (c->part.len + flen > FRAME_HEADER_LEN + PAYLOAD_MAX_LEN) {
+        if (c->part.len + flen > PROTO_ID_LEN + PAYLOAD_MAX_LEN) {
             lg->bad.corrupted++;
             lg_fail(lg, "connection %u received more than %d bytes without a NUL", c->index,
-                    FRAME_HEADER_LEN + PAYLOAD_MAX_LEN);
+                    PROTO_ID_LEN + PAYLOAD_MAX_LEN);
             return;
         }
         if (!nul || c->part.len) {

@@ -22,9 +22,9 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "client.h"
 #include "loadgen.h"
 #include "net.h"
+#include "proc_probe.h"
 #include "relay.h"
 
 static const char *const scenario_names[] = {

@@ -26,6 +26,7 @@
 
 #include "frame.h"
 #include "net.h"
+#include "options.h"
 #include "proto.h"
 
 #define READ_BUF (64 * 1024)
@@ -292,8 +293,8 @@ static void usage(FILE *to)
 
 int relay_main(int argc, char **argv)
 {
-    const char *host = PROTO_DEFAULT_HOST;
-    long port = PROTO_DEFAULT_PORT;
+    const char *host = OPTIONS_DEFAULT_HOST;
+    long port = OPTIONS_DEFAULT_PORT;
     static const struct option longopts[] = {{"host", required_argument, NULL, 'h'},
                                              {"port", required_argument, NULL, 'p'},
                                              {"help", no_argument, NULL, 'H'},

@@ -24,9 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "client.h"
 #include "frame.h"
 #include "loadgen.h"
+#include "proc_probe.h"
 
 /* At high rates, wake at most this often and send every frame whose slot has come: each one
  * keeps its slot time, so the wait is in its latency, and loadgen spends its core on frames
@@ -201,7 +201,7 @@ static void on_tick(uv_poll_t *p, int status, int events)
  */
 static int build_flood_chunk(struct loadgen *lg)
 {
-    size_t frame = FRAME_HEADER_LEN + lg->cfg.flood_size + 1;
+    size_t frame = PROTO_ID_LEN + lg->cfg.flood_size + 1;
     size_t n = FLOOD_CHUNK / frame ? FLOOD_CHUNK / frame : 1;
     lg->flood_chunk = malloc(n * frame);
     if (!lg->flood_chunk)
@@ -210,7 +210,7 @@ static int build_flood_chunk(struct loadgen *lg)
         uint8_t *p = lg->flood_chunk + i * frame;
         struct payload_info pi = {.sender = lg->flooder->index, .seq = (uint32_t)i};
         frame_put_u32(p, lg->stalled->id);
-        payload_write(p + FRAME_HEADER_LEN, lg->cfg.flood_size, &pi);
+        payload_write(p + PROTO_ID_LEN, lg->cfg.flood_size, &pi);
         p[frame - 1] = '\0';
     }
     lg->flood_chunk_len = n * frame;
@@ -223,7 +223,7 @@ static void flood_write(struct conn *f)
     if (!lg->flooding || lg->flood_bytes >= lg->cfg.flood_max || lg->failed)
         return;
     if (conn_write_static(f, lg->flood_chunk, lg->flood_chunk_len) == 0) {
-        size_t frame = FRAME_HEADER_LEN + lg->cfg.flood_size + 1;
+        size_t frame = PROTO_ID_LEN + lg->cfg.flood_size + 1;
         lg->flood_frames += lg->flood_chunk_len / frame;
         lg->flood_bytes += lg->flood_chunk_len;
     }

@@ -1,9 +1,7 @@
 /*
- * client.h - a small blocking client for the router protocol, plus a way to start a router as
- * a child process. Used by the conformance suite, the benchmark's helpers and the workshop.
+ * client.h - a small blocking client for the router protocol, for the conformance suite, the
+ * race driver and the unit tests. (router_proc.h starts the router it talks to.)
  *
- *   struct router_proc r;
- *   router_spawn(argv, &r);                 // argv[0] is the router; "--port 0" is appended
  *   struct client a, b;
  *   client_connect(&a, "127.0.0.1", r.port, 1000);   // reads a.id
  *   client_connect(&b, "127.0.0.1", r.port, 1000);
@@ -11,7 +9,6 @@
  *   char buf[64];
  *   ssize_t n = client_recv(&b, buf, sizeof buf, 1000); // n == 2, buf = "hi"
  *   client_close(&a); client_close(&b);
- *   router_stop(&r, SIGTERM, 5000, &status);
  */
 #ifndef CLIENT_H
 #define CLIENT_H
@@ -54,36 +51,5 @@ ssize_t client_recv(struct client *c, void *buf, size_t cap, int timeout_ms);
 
 /* Read exactly len raw bytes (e.g. the ID of a raw connection). Returns 0, or a CLIENT_* code. */
 int client_recv_exact(struct client *c, void *buf, size_t len, int timeout_ms);
-
-/* Milliseconds on the monotonic clock. */
-int64_t client_now_ms(void);
-
-struct router_proc {
-    pid_t pid;
-    uint16_t port;
-    int stdout_fd; /* the rest of the router's stdout */
-};
-
-/*
- * Start argv (argv[0] a path, NULL-terminated) with "--port 0" appended, wait up to 5 s for its
- * "listening on HOST:PORT" line, and fill *r. stderr is inherited unless stderr_fd >= 0, in
- * which case it is redirected there. Returns 0, or -1 with a message on stderr.
- */
-int router_spawn(char *const argv[], int stderr_fd, struct router_proc *r);
-
-/*
- * Send sig, wait up to timeout_ms for the router to exit, then SIGKILL it. Returns 0 and the
- * wait status in *status if it exited by itself, -1 if it had to be killed.
- */
-int router_stop(struct router_proc *r, int sig, int timeout_ms, int *status);
-
-/* Number of open file descriptors of a process (from /proc/PID/fd), or -1. */
-int proc_count_fds(pid_t pid);
-/* Number of threads of a process (from /proc/PID/status), or -1. */
-int proc_count_threads(pid_t pid);
-/* Resident set size in KiB (VmRSS from /proc/PID/status), or -1. */
-long proc_rss_kib(pid_t pid);
-/* Peak resident set size in KiB (VmHWM from /proc/PID/status), or -1. */
-long proc_peak_rss_kib(pid_t pid);
 
 #endif

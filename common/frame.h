@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define FRAME_HEADER_LEN 4 /* the destination ID */
+#include "proto.h" /* PROTO_ID_LEN, the length of the destination ID */
 
 #define FRAME_NEED_MORE (-1) /* no complete frame yet: read more bytes */
 #define FRAME_TOO_LONG (-2)  /* payload exceeds max_payload without a NUL */

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "options.h"
+enum ids_mode { IDS_SEQUENTIAL, IDS_RANDOM };
 
 struct id_allocator {
     enum ids_mode mode;

@@ -14,15 +14,9 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "clock.h"
 
 int net_setup_process(size_t want_fds, char err[NET_ERR_LEN])
 {
@@ -173,10 +167,10 @@ void net_linger(int fd, int timeout_ms)
 {
     if (shutdown(fd, SHUT_WR) != 0)
         return; /* not connected any more: nothing left to deliver */
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = clock_now_ms() + timeout_ms;
     char sink[4096];
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - clock_now_ms();
         struct pollfd p = {.fd = fd, .events = POLLIN};
         int rc = left > 0 ? poll(&p, 1, (int)left) : 0;
         if (rc < 0 && errno == EINTR)

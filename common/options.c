@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "log.h"
-#include "proto.h"
 
 static void usage(FILE *out, const struct router_info *info)
 {
@@ -27,8 +26,8 @@ static void usage(FILE *out, const struct router_info *info)
             "  --verbose          log every connection\n"
             "  --quiet            log only warnings\n"
             "  --help, --version\n",
-            info->name, info->summary, PROTO_DEFAULT_HOST, PROTO_DEFAULT_PORT,
-            PROTO_DEFAULT_MAX_MESSAGE, PROTO_DEFAULT_MAX_CLIENTS, PROTO_DEFAULT_MAX_PENDING);
+            info->name, info->summary, OPTIONS_DEFAULT_HOST, OPTIONS_DEFAULT_PORT,
+            OPTIONS_DEFAULT_MAX_MESSAGE, OPTIONS_DEFAULT_MAX_CLIENTS, OPTIONS_DEFAULT_MAX_PENDING);
     if (info->variants) {
         fprintf(out, "  --variant NAME     one of:\n");
         for (int i = 0; info->variants[i]; i++)
@@ -94,12 +93,12 @@ void options_parse(int argc, char **argv, const struct router_info *info, struct
 
     log_set_program(info->name);
     *opt = (struct options){
-        .host = PROTO_DEFAULT_HOST,
-        .port = PROTO_DEFAULT_PORT,
+        .host = OPTIONS_DEFAULT_HOST,
+        .port = OPTIONS_DEFAULT_PORT,
         .ids = IDS_SEQUENTIAL,
-        .max_message = PROTO_DEFAULT_MAX_MESSAGE,
-        .max_clients = PROTO_DEFAULT_MAX_CLIENTS,
-        .max_pending = PROTO_DEFAULT_MAX_PENDING,
+        .max_message = OPTIONS_DEFAULT_MAX_MESSAGE,
+        .max_clients = OPTIONS_DEFAULT_MAX_CLIENTS,
+        .max_pending = OPTIONS_DEFAULT_MAX_PENDING,
         .error_frames = true,
         .variant = info->variants ? info->variants[0] : NULL,
     };

@@ -21,9 +21,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ids.h"
+
 #define ROUTER_VERSION "1.0.0"
 
-enum ids_mode { IDS_SEQUENTIAL, IDS_RANDOM };
+/* The defaults, as --help and PROTOCOL.md state them. */
+#define OPTIONS_DEFAULT_HOST "127.0.0.1"
+#define OPTIONS_DEFAULT_PORT 8080
+#define OPTIONS_DEFAULT_MAX_MESSAGE 65536
+#define OPTIONS_DEFAULT_MAX_CLIENTS 10000
+#define OPTIONS_DEFAULT_MAX_PENDING (1024 * 1024)
 
 /* What a router says about itself in --help. */
 struct router_info {

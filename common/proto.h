@@ -8,13 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_ID_LEN 4        /* the ID sent on accept, u32 big-endian */
-#define PROTO_ERROR_BYTE 0xFF /* first byte of a router-to-client error frame */
-#define PROTO_DEFAULT_PORT 8080
-#define PROTO_DEFAULT_HOST "127.0.0.1"
-#define PROTO_DEFAULT_MAX_MESSAGE 65536
-#define PROTO_DEFAULT_MAX_CLIENTS 10000
-#define PROTO_DEFAULT_MAX_PENDING (1024 * 1024)
+#define PROTO_ID_LEN                                                                               \
+    4                             /* a client ID on the wire, u32 big-endian: sent on accept, and  \
+                                     the destination that starts every frame */
+#define PROTO_ERROR_BYTE 0xFF     /* first byte of a router-to-client error frame */
 #define PROTO_ERROR_FRAME_MAX 128 /* room for any error frame the routers build */
 
 /*

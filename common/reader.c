@@ -10,7 +10,7 @@
 /* One whole frame: the most the buffer ever needs. */
 static size_t max_frame(const struct frame_reader *r)
 {
-    return FRAME_HEADER_LEN + r->max_message + 1;
+    return PROTO_ID_LEN + r->max_message + 1;
 }
 
 int frame_reader_init(struct frame_reader *r, int fd, size_t max_message)
@@ -69,4 +69,31 @@ void frame_reader_free(struct frame_reader *r)
     free(r->buf);
     r->buf = NULL;
     r->off = r->len = r->cap = 0;
+}
+
+enum read_end frame_reader_run(int fd, size_t max_message, frame_batch_fn *fn, void *ctx)
+{
+    struct frame_reader r;
+    if (frame_reader_init(&r, fd, max_message) != 0)
+        return READ_ERROR;
+    struct frame batch[FRAME_BATCH];
+    bool go = true;
+    int got = FRAME_NEED_MORE;
+    ssize_t n = 0;
+    while (go && got == FRAME_NEED_MORE && (n = frame_reader_fill(&r)) > 0) {
+        size_t k = 0;
+        while (go && (got = frame_reader_next(&r, &batch[k])) > 0) {
+            if (++k == FRAME_BATCH) {
+                go = fn(ctx, batch, k);
+                k = 0;
+            }
+        }
+        if (go && k > 0)
+            go = fn(ctx, batch, k);
+    }
+    frame_reader_free(&r);
+    return !go                     ? READ_STOPPED
+           : got == FRAME_TOO_LONG ? READ_TOO_LONG
+           : n < 0                 ? READ_ERROR
+                                   : READ_EOF;
 }

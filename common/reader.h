@@ -18,15 +18,24 @@
  *
  * The buffer is allocated once, FRAME_READER_START bytes (or one whole frame, if smaller). It
  * grows, doubling, only when a partial frame fills it, and never beyond one whole frame,
- * FRAME_HEADER_LEN + max_message + 1 bytes: an idle client that sends small frames holds 4 KiB.
+ * PROTO_ID_LEN + max_message + 1 bytes: an idle client that sends small frames holds 4 KiB.
  * Once grown it stays grown, so a client that sends large frames costs no allocation per frame.
  * Frames handed out point into the buffer (zero copy, like frame_parse) and stay valid until
  * the next frame_reader_fill or frame_reader_free. The reader has no state but the struct,
  * and no locking: one thread uses it.
+ *
+ * frame_reader_run is that loop, once for every threaded router: it hands the frames of each
+ * read to the router in batches, so that a router can move all of them with one lock, one
+ * message or one writev:
+ *
+ *     static bool forward(void *ctx, const struct frame *frames, size_t n) { ...; return true; }
+ *     enum read_end end = frame_reader_run(fd, max_message, forward, conn);
+ *     if (end == READ_TOO_LONG) ...say so...
  */
 #ifndef READER_H
 #define READER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -57,5 +66,23 @@ ssize_t frame_reader_fill(struct frame_reader *r);
 
 /* Free the buffer. The fd is the caller's: it stays open. */
 void frame_reader_free(struct frame_reader *r);
+
+#define FRAME_BATCH 256 /* the most frames handed over in one call */
+
+/* Called with the complete frames of one read, in order, at most FRAME_BATCH at a time (a read
+ * of many small frames takes several calls). They point into the reader's buffer: valid until
+ * the call returns. Returns false to stop reading. */
+typedef bool frame_batch_fn(void *ctx, const struct frame *frames, size_t n);
+
+enum read_end {
+    READ_EOF,      /* the client closed its side */
+    READ_ERROR,    /* read(2) failed (errno says why), or the buffer could not grow */
+    READ_TOO_LONG, /* a payload over max_message: the frames before it were handed over */
+    READ_STOPPED,  /* fn returned false */
+};
+
+/* Read fd and hand every complete frame to fn, each read's frames before the next read, until
+ * the client closes, a read fails, a frame is too long or fn says stop. */
+enum read_end frame_reader_run(int fd, size_t max_message, frame_batch_fn *fn, void *ctx);
 
 #endif

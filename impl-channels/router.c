@@ -224,38 +224,22 @@ static void forward(struct conn *c, const struct frame *f)
         .kind = FRAME, .conn = c, .peer = f->dest, .body = body, .len = f->body_len});
 }
 
-/* Read, and forward every complete frame before reading again; after a read that forwarded
- * any, wait for the go-ahead. Returns true if the client sent a frame too long to keep. */
-static bool read_frames(struct conn *c)
+/* The frames of one read, each to the dispatcher; then wait for the go-ahead to read again. */
+static bool forward_frames(void *ctx, const struct frame *frames, size_t n)
 {
-    struct frame_reader r;
-    if (frame_reader_init(&r, c->fd, opt.max_message) != 0) {
-        log_warn("client %u: out of memory", c->id);
-        return false;
-    }
-    struct frame f;
-    int got = FRAME_NEED_MORE;
-    ssize_t n = 0;
-    while (got == FRAME_NEED_MORE && (n = frame_reader_fill(&r)) > 0) {
-        bool forwarded = false;
-        while ((got = frame_reader_next(&r, &f)) > 0) {
-            forward(c, &f);
-            forwarded = true;
-        }
-        if (got == FRAME_NEED_MORE && forwarded && !wait_for_go_ahead(c))
-            break;
-    }
-    if (n < 0)
-        log_debug("read client %u: %s", c->id, strerror(errno));
-    frame_reader_free(&r);
-    return got == FRAME_TOO_LONG;
+    struct conn *c = ctx;
+    for (size_t i = 0; i < n; i++)
+        forward(c, &frames[i]);
+    return wait_for_go_ahead(c);
 }
 
 static void *reader_main(void *arg)
 {
     struct conn *c = arg;
-    bool too_long = read_frames(c);
-    tell((struct message){.kind = DISCONNECT, .conn = c, .too_long = too_long});
+    enum read_end end = frame_reader_run(c->fd, opt.max_message, forward_frames, c);
+    if (end == READ_ERROR)
+        log_debug("read client %u: %s", c->id, strerror(errno));
+    tell((struct message){.kind = DISCONNECT, .conn = c, .too_long = end == READ_TOO_LONG});
     return NULL; /* after its last message, the thread touches nothing shared */
 }
 

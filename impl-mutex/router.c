@@ -1,10 +1,10 @@
 /*
  * router-mutex: one thread per connection, one mutex around the connection table.
  *
- * Pattern: the acceptor gives each client an ID and a reader thread. The reader enters its
- * client in the table, then parses frames and forwards each one itself: it locks the table,
- * finds the destination, writes to its socket. What the threads share (the table, the stats)
- * sits behind shared.lock.
+ * Pattern: the acceptor gives each client an ID and a thread (common/thread_server.h). The
+ * thread enters its client in the table, then parses frames and forwards each one itself: it
+ * locks the table, finds the destination, writes to its socket. What the threads share (the
+ * table, the stats) sits behind shared.lock.
  *
  * Lesson: the lock makes sharing correct, not fast. The default variant holds the lock across
  * the write, so one client that stops reading fills its socket, the write blocks, and every
@@ -22,12 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "conn_table.h"
 #include "frame.h"
-#include "ids.h"
 #include "log.h"
 #include "net.h"
 #include "options.h"
@@ -35,9 +33,7 @@
 #include "reader.h"
 #include "server.h"
 #include "stats.h"
-
-#define READER_STACK_SIZE (64 * 1024) /* a reader keeps its buffer on the heap */
-#define STOP_TIMEOUT_SEC 5            /* how long shutdown waits for the reader threads */
+#include "thread_server.h"
 
 static const char *const variants[] = {"global-lock", "deadlock", "per-connection-lock", NULL};
 static const char *const variant_help[] = {
@@ -58,26 +54,25 @@ enum variant { GLOBAL_LOCK, DEADLOCK, PER_CONNECTION_LOCK };
  * One client. id and fd are set before the conn is published and never change.
  *
  * Lifetime: the fd is closed and the conn freed only when refs drops to 0. refs counts the
- * reader thread (until conn_leave) and every sender that pinned the conn to write to it
+ * client's own thread (until conn_leave) and every sender that pinned the conn to write to it
  * (per-connection-lock and deadlock). A pin is taken under shared.lock while the conn is in the
- * table; the reader removes it from the table under the same lock, so no pin appears after that.
- * In global-lock senders do not pin: they write while holding shared.lock, and the reader cannot
+ * table; its thread removes it from the table under the same lock, so no pin appears after that.
+ * In global-lock senders do not pin: they write while holding shared.lock, and the owner cannot
  * remove its conn meanwhile. So an fd is never closed (and its number never reused) while
  * another thread may still write to it.
  *
  * Lock order: only the deadlock variant nests locks, taking shared.lock while its reader holds
- * its own sock_lock, never the other way round. readers.lock is never held with another lock.
+ * its own sock_lock, never the other way round.
  */
 struct conn {
     uint32_t id;
     int fd;
     pthread_mutex_t sock_lock; /* serializes writes to fd, except in global-lock */
     unsigned refs;             /* guarded by shared.lock */
-    struct conn *prev, *next;  /* on readers.list while the reader runs; readers.lock */
 };
 
 /* slide: mutex-state */
-/* What the reader threads share, and the one lock that guards all of it. */
+/* What the client threads share, and the one lock that guards all of it. */
 static struct {
     pthread_mutex_t lock;    /* guards the table, the stats and every conn's refs */
     struct conn_table table; /* ID -> struct conn, for every connected client */
@@ -85,23 +80,8 @@ static struct {
 } shared = {.lock = PTHREAD_MUTEX_INITIALIZER};
 /* end slide */
 
-/*
- * Bookkeeping for shutdown, not for forwarding: the conns whose reader thread runs. It has its
- * own lock, never held across I/O, because shutdown must reach every socket even while a sender
- * sits in a blocked write holding shared.lock (global-lock's head-of-line blocking).
- */
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t done; /* signalled when count drops to 0 */
-    struct conn *list;
-    size_t count; /* reader threads not yet finished */
-} readers = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
 static struct options opt;
 static enum variant variant;
-static struct id_allocator ids; /* the acceptor's alone */
-static uint64_t refusals;       /* error frames sent by refuse(); the acceptor's alone */
-static pthread_attr_t reader_attr;
 
 /* Delivering one frame ends one of three ways; the reader counts it and tells the sender. */
 enum delivery { DELIVERED, NO_SUCH_DEST, DEST_FAILED };
@@ -119,7 +99,7 @@ static struct conn *conn_new(uint32_t id, int fd)
     }
     c->id = id;
     c->fd = fd;
-    c->refs = 1; /* the reader thread's */
+    c->refs = 1; /* the client thread's */
     return c;
 }
 
@@ -146,39 +126,6 @@ static void conn_unpin(struct conn *c)
         log_warn("close client %u: %s", c->id, strerror(errno));
     pthread_mutex_destroy(&c->sock_lock);
     free(c);
-}
-
-static void readers_add(struct conn *c)
-{
-    pthread_mutex_lock(&readers.lock);
-    c->next = readers.list;
-    if (readers.list)
-        readers.list->prev = c;
-    readers.list = c;
-    readers.count++;
-    pthread_mutex_unlock(&readers.lock);
-}
-
-/* Take c off the list before its fd may be closed, so shutdown never touches a closed fd. */
-static void readers_remove(struct conn *c)
-{
-    pthread_mutex_lock(&readers.lock);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        readers.list = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    pthread_mutex_unlock(&readers.lock);
-}
-
-/* A reader's very last step: after it, the thread touches no shared state. */
-static void readers_done(void)
-{
-    pthread_mutex_lock(&readers.lock);
-    if (--readers.count == 0)
-        pthread_cond_broadcast(&readers.done);
-    pthread_mutex_unlock(&readers.lock);
 }
 
 /* slide: mutex-forward */
@@ -274,38 +221,26 @@ static void forward(struct conn *from, const struct frame *f)
     }
 }
 
-/* Read, and forward every complete frame before reading again. A frame too long ends it:
- * returns true then. */
-static bool read_frames(struct conn *c)
+/* The frames of one read, forwarded before the next read. */
+static bool forward_frames(void *ctx, const struct frame *frames, size_t n)
 {
-    struct frame_reader r;
-    if (frame_reader_init(&r, c->fd, opt.max_message) != 0) {
-        log_warn("client %u: out of memory", c->id);
-        return false;
-    }
-    struct frame f;
-    int got = FRAME_NEED_MORE;
-    ssize_t n = 0;
-    while (got == FRAME_NEED_MORE && (n = frame_reader_fill(&r)) > 0) {
-        deadlock_release(c);
-        while ((got = frame_reader_next(&r, &f)) > 0)
-            forward(c, &f);
-        if (got == FRAME_TOO_LONG)
-            send_error(c, "message too long");
-        deadlock_hold(c);
-    }
-    if (n < 0)
-        log_debug("read client %u: %s", c->id, strerror(errno));
-    frame_reader_free(&r);
-    return got == FRAME_TOO_LONG;
+    struct conn *c = ctx;
+    deadlock_release(c);
+    for (size_t i = 0; i < n; i++)
+        forward(c, &frames[i]);
+    deadlock_hold(c);
+    return true;
 }
 
 /* The reader's first step: enter the table and send the ID, in one critical section. Senders
  * look clients up under this lock, so they find this one only once its ID is in the socket:
  * no frame overtakes the ID, and a client that holds its ID can already be reached. A fresh
  * socket has an empty buffer, so this small write does not block. */
-static bool conn_join(struct conn *c)
+static void *conn_join(struct client_thread *t)
 {
+    struct conn *c = conn_new(t->id, t->fd);
+    if (!c)
+        return NULL;
     uint8_t wire_id[PROTO_ID_LEN];
     frame_put_u32(wire_id, c->id);
     deadlock_hold(c);
@@ -317,148 +252,49 @@ static bool conn_join(struct conn *c)
         shared.stats.clients_served++;
     pthread_mutex_unlock(&shared.lock);
     log_debug("client %u %s", c->id, sent ? "connected" : "left before its ID arrived");
-    return sent;
+    return c; /* if the ID was not sent, the first read fails */
 }
 
 /* The reader's last step: leave the table, wake any sender blocked on this socket, let go.
- * After a frame too long the client may still be sending: linger, so that it reads its error
- * frame and what came before it, not a reset. */
-static void conn_leave(struct conn *c, bool too_long)
+ * After a frame too long, say so; the client may still be sending: linger, so that it reads its
+ * error frame and what came before it, not a reset. */
+static void conn_leave(void *conn, struct client_thread *t, enum read_end end)
 {
+    struct conn *c = conn;
+    bool too_long = end == READ_TOO_LONG;
+    deadlock_release(c);
+    if (too_long)
+        send_error(c, "message too long");
     pthread_mutex_lock(&shared.lock);
     conn_table_remove(&shared.table, c->id);
     pthread_mutex_unlock(&shared.lock);
     if (too_long)
         net_linger(c->fd, NET_LINGER_MS);
+    client_thread_leave(t);
     /* A sender that pinned c before the removal may sit in write(): now it gets EPIPE. */
     if (shutdown(c->fd, SHUT_RDWR) != 0 && errno != ENOTCONN)
         log_warn("shutdown client %u: %s", c->id, strerror(errno));
-    deadlock_release(c);
-    readers_remove(c);
     log_debug("client %u left", c->id);
-    conn_unpin(c); /* the reader's own reference */
-}
-
-static void *reader_main(void *arg)
-{
-    struct conn *c = arg;
-    bool too_long = conn_join(c) && read_frames(c);
-    conn_leave(c, too_long);
-    readers_done();
-    return NULL;
-}
-
-/* Tell a client it cannot be taken, and close it. It has no ID, so no one else can write to it. */
-static void refuse(int fd, const char *reason)
-{
-    if (opt.error_frames) {
-        uint8_t frame[PROTO_ERROR_FRAME_MAX];
-        size_t n = proto_error_frame(frame, "%s", reason);
-        if (net_write_all(fd, frame, n) == 0)
-            refusals++;
-    }
-    if (close(fd) != 0)
-        log_warn("close: %s", strerror(errno));
-}
-
-/* The acceptor: a place, an ID, a reader thread, which introduces its client itself. Only this
- * thread adds readers, so there is room for this one until it is added. The acceptor never
- * takes shared.lock: it keeps accepting, and hears a shutdown signal, even while a sender
- * holds that lock. */
-static void router_accept(int fd)
-{
-    pthread_mutex_lock(&readers.lock);
-    bool full = readers.count >= opt.max_clients;
-    pthread_mutex_unlock(&readers.lock);
-    uint32_t id;
-    if (full || !ids_next(&ids, &id)) {
-        refuse(fd, "server full");
-        return;
-    }
-    struct conn *c = conn_new(id, fd);
-    if (!c) {
-        log_warn("client %u: out of memory", id);
-        refuse(fd, "out of memory");
-        return;
-    }
-    readers_add(c);
-    pthread_t thread;
-    int rc = pthread_create(&thread, &reader_attr, reader_main, c);
-    if (rc != 0) {
-        log_warn("pthread_create: %s", strerror(rc));
-        readers_remove(c);
-        conn_unpin(c);
-        readers_done();
-    }
-}
-
-static void router_init(void)
-{
-    variant = strcmp(opt.variant, "deadlock") == 0              ? DEADLOCK
-              : strcmp(opt.variant, "per-connection-lock") == 0 ? PER_CONNECTION_LOCK
-                                                                : GLOBAL_LOCK;
-    ids_init(&ids, opt.ids);
-    if (conn_table_init(&shared.table, opt.max_clients) != 0)
-        log_fatal("connection table: out of memory");
-
-    pthread_condattr_t ca;
-    int rc = pthread_condattr_init(&ca);
-    if (rc == 0)
-        rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(&readers.done, &ca);
-    if (rc == 0)
-        rc = pthread_condattr_destroy(&ca);
-    if (rc == 0)
-        rc = pthread_attr_init(&reader_attr);
-    if (rc == 0)
-        rc = pthread_attr_setstacksize(&reader_attr, READER_STACK_SIZE);
-    if (rc == 0)
-        rc = pthread_attr_setdetachstate(&reader_attr, PTHREAD_CREATE_DETACHED);
-    if (rc != 0)
-        log_fatal("thread setup: %s", strerror(rc));
-}
-
-/* Shut every client's socket, which wakes readers blocked in read() and senders blocked in
- * write(), then wait for the reader threads. Returns false if some did not finish in time. */
-static bool router_stop(void)
-{
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += STOP_TIMEOUT_SEC;
-
-    pthread_mutex_lock(&readers.lock);
-    for (struct conn *c = readers.list; c; c = c->next)
-        if (shutdown(c->fd, SHUT_RDWR) != 0 && errno != ENOTCONN)
-            log_warn("shutdown client %u: %s", c->id, strerror(errno));
-    int rc = 0;
-    while (readers.count > 0 && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&readers.done, &readers.lock, &deadline);
-    size_t left = readers.count;
-    pthread_mutex_unlock(&readers.lock);
-    if (left > 0)
-        log_warn("%zu reader threads did not finish", left);
-    return left == 0;
+    conn_unpin(c); /* the client thread's own reference */
 }
 
 int main(int argc, char **argv)
 {
     int listen_fd = server_start(argc, argv, &info, &opt);
-    router_init();
-    int fd;
-    while ((fd = server_wait_accept(listen_fd)) >= 0)
-        router_accept(fd);
-    if (close(listen_fd) != 0)
-        log_warn("close listener: %s", strerror(errno));
-    if (!router_stop())
+    variant = strcmp(opt.variant, "deadlock") == 0              ? DEADLOCK
+              : strcmp(opt.variant, "per-connection-lock") == 0 ? PER_CONNECTION_LOCK
+                                                                : GLOBAL_LOCK;
+    if (conn_table_init(&shared.table, opt.max_clients) != 0)
+        log_fatal("connection table: out of memory");
+    struct thread_server srv = {
+        .opt = &opt, .join = conn_join, .forward = forward_frames, .leave = conn_leave};
+    if (!thread_server_run(&srv, listen_fd))
         return 1;
 
     pthread_mutex_lock(&shared.lock);
-    shared.stats.error_frames += refusals;
-    server_finish(&info, &shared.stats);
+    shared.stats.error_frames += srv.refusals;
     pthread_mutex_unlock(&shared.lock);
+    server_finish(&info, &shared.stats);
     conn_table_free(&shared.table);
-    pthread_attr_destroy(&reader_attr);
-    pthread_cond_destroy(&readers.done);
     return 0;
 }

@@ -24,126 +24,24 @@
 #include "conn_table.h"
 #include "frame.h"
 #include "ids.h"
+#include "inbuf.h"
+#include "list.h"
 #include "log.h"
 #include "options.h"
+#include "outbuf.h"
 #include "proto.h"
 #include "server.h"
 #include "stats.h"
 
-/*
- * Buffer sizes. Memory goes to the connections that have traffic: an idle one holds only a
- * small output buffer (it was sent its ID), so ten thousand of them cost little.
- */
+static const struct router_info info = {
+    .name = "router-reactor",
+    .summary = "One thread, one libuv event loop: callbacks own all the state, nothing is locked.",
+    .own_signals = true,
+};
+
+/* Memory goes to the connections that have traffic: an idle one holds no input buffer and only a
+ * small output buffer (it was sent its ID), so ten thousand of them cost little. */
 #define READ_SIZE (64 * 1024) /* the loop's one read buffer */
-#define IN_FIRST 512          /* first size of a conn's own input buffer */
-#define OUT_FIRST 64          /* first size of an output buffer: a short frame or two */
-#define FRAMES_FIRST 4        /* first number of frames an output buffer has room for */
-#define OUT_KEEP (16 * 1024)  /* drained output buffers up to this size are kept */
-
-/*
- * An intrusive doubly linked list, as in the Linux kernel. A node that is in no list points to
- * itself, so it can be removed again harmlessly, and any node can leave its list in O(1).
- */
-struct list {
-    struct list *prev, *next;
-};
-
-static void list_init(struct list *n)
-{
-    n->prev = n->next = n;
-}
-
-static bool list_empty(const struct list *head)
-{
-    return head->next == head;
-}
-
-static bool list_linked(const struct list *n)
-{
-    return n->next != n;
-}
-
-static void list_remove(struct list *n)
-{
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    list_init(n);
-}
-
-static void list_push(struct list *head, struct list *n)
-{
-    n->prev = head->prev;
-    n->next = head;
-    head->prev->next = n;
-    head->prev = n;
-}
-
-/* Move every node of from to the end of to. */
-static void list_splice(struct list *to, struct list *from)
-{
-    if (list_empty(from))
-        return;
-    from->next->prev = to->prev;
-    to->prev->next = from->next;
-    from->prev->next = to;
-    to->prev = from->prev;
-    list_init(from);
-}
-
-/* The struct conn that holds list node n as its member named field. */
-#define conn_of(n, field) ((struct conn *)((char *)(n) - (offsetof(struct conn, field))))
-
-/*
- * A connection's outbound queue: frames back to back in one byte buffer, plus, per frame, who
- * sent it. One contiguous buffer rather than a list of frames because appending a frame is then
- * a single memcpy into memory reused turn after turn (no malloc per frame), and the whole queue
- * leaves in one write. The sender IDs cost 8 bytes a frame and let a failed write say exactly
- * which frames were lost and whom to tell.
- */
-struct queued_frame {
-    uint32_t sender; /* 0: the router's own bytes (the client's ID, an error frame) */
-    uint32_t len;
-};
-
-struct outbuf {
-    uint8_t *bytes;
-    size_t len, cap;
-    struct queued_frame *frames;
-    size_t nframes, frames_cap;
-};
-
-enum conn_state {
-    OPEN,     /* in the table under its ID: read from and written to */
-    QUITTING, /* out of the table, not read: writes what it has queued, then closes */
-    CLOSING,  /* uv_close called; on_close frees it */
-};
-
-/*
- * Output is double-buffered. New frames always go to `out`. At the end of a turn flush() writes
- * `out` with uv_try_write; if the kernel takes only part, the buffers swap: `sent` holds the
- * rest for one uv_write, which owns it until on_write, while `out` collects the next frames.
- */
-struct conn {
-    uv_tcp_t tcp; /* first, so a uv handle pointer is a conn pointer */
-    struct router *r;
-    uint32_t id; /* 0 for a client turned away as "server full" */
-    enum conn_state state;
-
-    uint8_t *in; /* kept bytes, not routed yet: in[in_start, in_end); NULL while none */
-    size_t in_cap, in_start, in_end;
-
-    struct outbuf out;  /* appended to during the turn */
-    struct outbuf sent; /* non-empty exactly while a uv_write of it is in flight */
-    size_t sent_done;   /* bytes of sent that uv_try_write already gave the kernel */
-    uv_write_t write_req;
-
-    bool blocked;           /* not reading: a frame waits for room in a full queue */
-    struct list wait_link;  /* in the waiters of the conn it waits on, or in r->ready */
-    struct list waiters;    /* senders blocked on this conn's queue */
-    struct list dirty_link; /* in r->dirty while out has bytes to write */
-    struct list all_link;   /* in r->all until freed */
-    uint32_t told_about;    /* the last departed destination this sender was told about */
-};
 
 /* slide: reactor-state */
 struct router {
@@ -163,6 +61,38 @@ struct router {
 };
 /* end slide */
 
+enum conn_state {
+    OPEN,     /* in the table under its ID: read from and written to */
+    QUITTING, /* out of the table, not read: writes what it has queued, then closes */
+    CLOSING,  /* uv_close called; on_close frees it */
+};
+
+/*
+ * Output is double-buffered. New frames always go to `out`. At the end of a turn flush() writes
+ * `out` with uv_try_write; if the kernel takes only part, the buffers swap: `sent` holds the
+ * rest for one uv_write, which owns it until on_write, while `out` collects the next frames.
+ */
+struct conn {
+    uv_tcp_t tcp; /* first, so a uv handle pointer is a conn pointer */
+    struct router *r;
+    uint32_t id; /* 0 for a client turned away as "server full" */
+    enum conn_state state;
+
+    struct inbuf in; /* bytes not routed yet: a partial frame, or frames that wait */
+
+    struct outbuf out;  /* appended to during the turn */
+    struct outbuf sent; /* non-empty exactly while a uv_write of it is in flight */
+    size_t sent_done;   /* bytes of sent that uv_try_write already gave the kernel */
+    uv_write_t write_req;
+
+    bool blocked;           /* not reading: a frame waits for room in a full queue */
+    struct list wait_link;  /* in the waiters of the conn it waits on, or in r->ready */
+    struct list waiters;    /* senders blocked on this conn's queue */
+    struct list dirty_link; /* in r->dirty while out has bytes to write */
+    struct list all_link;   /* in r->all until freed */
+    uint32_t told_about;    /* the last departed destination this sender was told about */
+};
+
 /* Bytes queued for c that the kernel has not taken yet: what --max-pending limits. */
 static size_t queued(const struct conn *c)
 {
@@ -177,63 +107,6 @@ static bool over_limit(const struct conn *c)
 static void conn_close(struct conn *c);
 static size_t route_frames(struct conn *c, const uint8_t *p, size_t len);
 static void route_kept(struct conn *c);
-
-/* A capacity of at least need, doubling from first, so appends cost amortized O(1). */
-static size_t grown(size_t cap, size_t need, size_t first)
-{
-    size_t n = cap ? cap : first;
-    while (n < need)
-        n *= 2;
-    return n;
-}
-
-static bool outbuf_append(struct outbuf *o, uint32_t sender, const uint8_t *p, size_t len)
-{
-    if (o->len + len > o->cap) {
-        size_t cap = grown(o->cap, o->len + len, OUT_FIRST);
-        uint8_t *bytes = realloc(o->bytes, cap);
-        if (!bytes)
-            return false;
-        o->bytes = bytes;
-        o->cap = cap;
-    }
-    if (o->nframes == o->frames_cap) {
-        size_t cap = grown(o->frames_cap, o->nframes + 1, FRAMES_FIRST);
-        struct queued_frame *frames = realloc(o->frames, cap * sizeof *frames);
-        if (!frames)
-            return false;
-        o->frames = frames;
-        o->frames_cap = cap;
-    }
-    memcpy(o->bytes + o->len, p, len);
-    o->len += len;
-    o->frames[o->nframes++] = (struct queued_frame){.sender = sender, .len = (uint32_t)len};
-    return true;
-}
-
-static void outbuf_free(struct outbuf *o)
-{
-    free(o->bytes);
-    free(o->frames);
-    *o = (struct outbuf){0};
-}
-
-/*
- * Empty o after its bytes were written or dropped. Its memory is kept for the next turn, so
- * steady traffic allocates nothing (regrowing a large buffer every turn would cost a copy of
- * every byte, and page faults besides). But a buffer larger than OUT_KEEP is freed once a write
- * uses less than a quarter of it: when a burst ebbs, its memory goes back.
- */
-static void outbuf_clear(struct outbuf *o)
-{
-    bool oversized =
-        (o->cap > OUT_KEEP && 4 * o->len < o->cap) ||
-        (o->frames_cap * sizeof *o->frames > OUT_KEEP && 4 * o->nframes < o->frames_cap);
-    o->len = 0;
-    o->nframes = 0;
-    if (oversized)
-        outbuf_free(o);
-}
 
 /* Put c on the list that on_before_poll writes; a conn with a write in flight waits for
  * on_write instead. */
@@ -329,7 +202,7 @@ static void on_close(uv_handle_t *handle)
     settle(c, &c->sent, c->sent_done); /* a write that failed or was cancelled */
     settle(c, &c->out, 0);
     list_remove(&c->all_link);
-    free(c->in);
+    inbuf_free(&c->in);
     outbuf_free(&c->out);
     outbuf_free(&c->sent);
     free(c);
@@ -363,30 +236,15 @@ static void conn_quit(struct conn *c)
  * has not all arrived, or, while c is blocked, the frames after the one that waits.
  */
 
-/* Append p[0, len) to the bytes c kept. Running out of memory closes c, like a failed read. */
+/* Keep p[0, len) for later. Running out of memory closes c, like a failed read. */
 static void keep(struct conn *c, const uint8_t *p, size_t len)
 {
     if (len == 0 || c->state != OPEN)
         return; /* nothing to keep, or nobody to route it for */
-    size_t kept = c->in_end - c->in_start;
-    if (c->in_start > 0) { /* slide what is left to the front: at most one frame, when reading */
-        memmove(c->in, c->in + c->in_start, kept);
-        c->in_start = 0;
-        c->in_end = kept;
+    if (!inbuf_keep(&c->in, p, len)) {
+        log_warn("client %" PRIu32 ": out of memory for its input", c->id);
+        conn_close(c);
     }
-    if (kept + len > c->in_cap) {
-        size_t cap = grown(c->in_cap, kept + len, IN_FIRST);
-        uint8_t *in = realloc(c->in, cap);
-        if (!in) {
-            log_warn("client %" PRIu32 ": out of memory for its input", c->id);
-            conn_close(c);
-            return;
-        }
-        c->in = in;
-        c->in_cap = cap;
-    }
-    memcpy(c->in + kept, p, len);
-    c->in_end += len;
 }
 
 /*
@@ -398,23 +256,8 @@ static void keep(struct conn *c, const uint8_t *p, size_t len)
  */
 static void trim_kept(struct conn *c)
 {
-    if (c->in_start < c->in_end && c->state == OPEN)
-        return;
-    free(c->in);
-    c->in = NULL;
-    c->in_cap = c->in_start = c->in_end = 0;
-}
-
-/* How many of the new bytes p[0, len) finish the frame whose start c kept: up to its NUL, or all
- * of them, but never more than the longest legal frame, so a runaway frame is caught there. */
-static size_t rest_of_frame(const struct conn *c, const uint8_t *p, size_t len)
-{
-    size_t kept = c->in_end - c->in_start; /* a frame with no NUL yet: shorter than longest */
-    size_t longest = FRAME_HEADER_LEN + c->r->opt.max_message + 1;
-    size_t n = len < longest - kept ? len : longest - kept;
-    size_t skip = kept < FRAME_HEADER_LEN ? FRAME_HEADER_LEN - kept : 0; /* the dest ID's bytes */
-    const uint8_t *nul = skip < n ? memchr(p + skip, '\0', n - skip) : NULL;
-    return nul ? (size_t)(nul - p) + 1 : n;
+    if (inbuf_empty(&c->in) || c->state != OPEN)
+        inbuf_free(&c->in);
 }
 
 /*
@@ -448,14 +291,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return; /* nothing new (EAGAIN) */
     const uint8_t *p = (const uint8_t *)buf->base;
     size_t len = (size_t)nread, n;
-    if (c->in_start < c->in_end) {
-        n = rest_of_frame(c, p, len);
+    if (!inbuf_empty(&c->in)) {
+        n = inbuf_frame_rest(&c->in, p, len, c->r->opt.max_message);
         keep(c, p, n);
         p += n;
         len -= n;
         route_kept(c);
     }
-    if (c->in_start == c->in_end) {
+    if (inbuf_empty(&c->in)) {
         n = route_frames(c, p, len);
         p += n;
         len -= n;
@@ -552,7 +395,7 @@ static size_t route_frames(struct conn *c, const uint8_t *p, size_t len)
 /* Route the frames c kept in its own buffer. */
 static void route_kept(struct conn *c)
 {
-    c->in_start += route_frames(c, c->in + c->in_start, c->in_end - c->in_start);
+    c->in.start += route_frames(c, c->in.bytes + c->in.start, c->in.end - c->in.start);
 }
 
 /* c's queue shrank. A quitting conn closes once it is empty. Otherwise, below half its limit,
@@ -626,9 +469,9 @@ static void on_before_poll(uv_prepare_t *prepare)
     struct router *r = prepare->data;
     for (;;) {
         if (!list_empty(&r->ready))
-            resume(conn_of(r->ready.next, wait_link));
+            resume(list_entry(r->ready.next, struct conn, wait_link));
         else if (!list_empty(&r->dirty))
-            flush(conn_of(r->dirty.next, dirty_link));
+            flush(list_entry(r->dirty.next, struct conn, dirty_link));
         else
             return;
     }
@@ -701,7 +544,7 @@ static void on_signal(uv_signal_t *sig, int signum)
     uv_close((uv_handle_t *)&r->sigterm, NULL);
     uv_close((uv_handle_t *)&r->before_poll, NULL);
     for (struct list *n = r->all.next; n != &r->all; n = n->next)
-        conn_close(conn_of(n, all_link));
+        conn_close(list_entry(n, struct conn, all_link));
 }
 
 static void must(int rc, const char *what)
@@ -731,12 +574,6 @@ static void router_start(struct router *r, int listen_fd)
     must(uv_prepare_start(&r->before_poll, on_before_poll), "uv_prepare_start");
     r->listener.data = r->sigint.data = r->sigterm.data = r->before_poll.data = r;
 }
-
-static const struct router_info info = {
-    .name = "router-reactor",
-    .summary = "One thread, one libuv event loop: callbacks own all the state, nothing is locked.",
-    .own_signals = true,
-};
 
 int main(int argc, char **argv)
 {

@@ -123,7 +123,7 @@ static void probe_forwarding(void)
     size_t cap = sizeof suite.seen_note[p];
     int log_fd = fx_open_log();
     struct router_proc r;
-    if (log_fd < 0 || router_spawn(suite.router_argv, log_fd, &r) != 0) {
+    if (log_fd < 0 || router_proc_start(suite.router_argv, log_fd, &r) != 0) {
         fprintf(stderr, "conformance: cannot start the router\n");
         fx_print_log(log_fd, 20);
         exit(1);
@@ -136,17 +136,17 @@ static void probe_forwarding(void)
     if (a_up && !b_up)
         snprintf(note, cap, "B got no ID: %s", strerror(errno));
     fx_sleep_ms(PROBE_SETTLE_MS);
-    int64_t start = client_now_ms();
+    int64_t start = clock_now_ms();
     bool forwards = b_up && !probe_frame(&a, "A", &b, "B", note, cap) &&
                     !probe_frame(&b, "B", &a, "A", note, cap);
-    int64_t took = client_now_ms() - start;
+    int64_t took = clock_now_ms() - start;
     if (b_up)
         client_close(&b);
     if (a_up)
         client_close(&a);
     suite.seen[p] = forwards ? SEEN_YES : SEEN_NO;
     /* A router that hangs may not stop on SIGTERM either; the probe does not judge that. */
-    router_stop(&r, SIGTERM, 2000, NULL);
+    router_proc_stop(&r, SIGTERM, 2000, NULL);
     close(log_fd);
     printf("forwarding probe: %s%s%s (%lld ms)\n", forwards ? "yes" : "no", forwards ? "" : ": ",
            forwards ? "" : note, (long long)took);

@@ -25,6 +25,8 @@
 #include <stdbool.h>
 
 #include "client.h"
+#include "clock.h"
+#include "router_proc.h"
 
 #define CONNECT_TIMEOUT_MS 3000 /* connect and receive the ID */
 #define FRAME_TIMEOUT_MS 3000   /* a frame that should arrive */

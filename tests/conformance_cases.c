@@ -34,10 +34,10 @@ static void expect_str(struct fixture *f, struct peer *p, const char *s)
 /* Read raw bytes until the router closes the connection. Returns false on a timeout. */
 static bool read_until_closed(struct peer *p, uint8_t *buf, size_t cap, size_t *len, int ms)
 {
-    int64_t deadline = client_now_ms() + ms;
+    int64_t deadline = clock_now_ms() + ms;
     *len = 0;
     while (*len < cap) {
-        int64_t left = deadline - client_now_ms();
+        int64_t left = deadline - clock_now_ms();
         int rc = client_recv_exact(&p->c, buf + *len, 1, left > 0 ? (int)left : 0);
         if (rc == CLIENT_CLOSED)
             return true;
@@ -234,7 +234,7 @@ static void expect_departed(struct fixture *f, struct peer *from, uint32_t id)
     char reason[16], got[320];
     uint8_t buf[256];
     snprintf(reason, sizeof reason, "%" PRIu32, id);
-    int64_t deadline = client_now_ms() + FRAME_TIMEOUT_MS;
+    int64_t deadline = clock_now_ms() + FRAME_TIMEOUT_MS;
     int sent = 0;
     ssize_t rc;
     do {
@@ -244,7 +244,7 @@ static void expect_departed(struct fixture *f, struct peer *from, uint32_t id)
         if (rc >= 1 && buf[0] == PROTO_ERROR_BYTE &&
             memmem(buf + 1, (size_t)rc - 1, reason, strlen(reason)))
             return;
-    } while (rc == CLIENT_TIMEOUT && client_now_ms() < deadline);
+    } while (rc == CLIENT_TIMEOUT && clock_now_ms() < deadline);
     fx_fail(f,
             "%s sent %d frame(s) to departed ID %" PRIu32 " over %d ms, expecting an error "
             "frame mentioning it; got %s",
@@ -312,7 +312,7 @@ void max_clients_overflow_gets_server_full(void **state)
 
     /* A departure frees a place: once the router has noticed, a new client gets an ID. */
     fx_close(f, c);
-    int64_t deadline = client_now_ms() + CONNECT_TIMEOUT_MS;
+    int64_t deadline = clock_now_ms() + CONNECT_TIMEOUT_MS;
     for (;;) {
         struct peer *e = fx_connect_raw(f, "E");
         uint8_t first[PROTO_ID_LEN];
@@ -324,7 +324,7 @@ void max_clients_overflow_gets_server_full(void **state)
             fx_fail(f, "E expected an ID after C left; got %s",
                     rc == CLIENT_TIMEOUT ? "nothing" : "a socket error");
         fx_close(f, e);
-        if (client_now_ms() > deadline)
+        if (clock_now_ms() > deadline)
             fx_fail(f,
                     "E was still refused %d ms after C left: the router did not free C's "
                     "place",

@@ -132,10 +132,10 @@ void fx_print_log(int fd, int max_lines)
 static void *watchdog_main(void *arg)
 {
     struct fixture *f = arg;
-    int64_t deadline = client_now_ms() + CASE_LIMIT_MS;
+    int64_t deadline = clock_now_ms() + CASE_LIMIT_MS;
     bool fired = false;
     for (;;) {
-        int64_t left = deadline - client_now_ms();
+        int64_t left = deadline - clock_now_ms();
         if (left <= 0) {
             if (fired) {
                 print_error("watchdog: the suite itself is stuck in %s; giving up\n",
@@ -149,7 +149,7 @@ static void *watchdog_main(void *arg)
             if (f->router.pid > 0)
                 kill(f->router.pid, SIGKILL);
             pthread_mutex_unlock(&f->lock);
-            deadline = client_now_ms() + 10000;
+            deadline = clock_now_ms() + 10000;
             continue;
         }
         struct pollfd p[2] = {{.fd = f->wake[0], .events = POLLIN},
@@ -217,7 +217,7 @@ int fx_setup(void **state)
         fixture_free(f);
         return -1;
     }
-    if (router_spawn(argv, f->stderr_fd, &f->router) != 0) {
+    if (router_proc_start(argv, f->stderr_fd, &f->router) != 0) {
         char added[256] = "";
         for (int i = 0, o = 0; i < extra && o < (int)sizeof added; i++)
             o += snprintf(added + o, sizeof added - (size_t)o, " %s", spec->args[i]);
@@ -233,7 +233,7 @@ int fx_setup(void **state)
     int rc = pthread_create(&f->watchdog, NULL, watchdog_main, f);
     if (rc != 0) {
         print_error("pthread_create: %s\n", strerror(rc));
-        router_stop(&f->router, SIGKILL, STOP_TIMEOUT_MS, NULL);
+        router_proc_stop(&f->router, SIGKILL, STOP_TIMEOUT_MS, NULL);
         fixture_free(f);
         return -1;
     }
@@ -248,7 +248,7 @@ int fx_stop(struct fixture *f, int sig, int timeout_ms, int *status)
     int rc = -1;
     if (f->router.pid > 0) {
         int st = 0;
-        rc = router_stop(&f->router, sig, timeout_ms, &st);
+        rc = router_proc_stop(&f->router, sig, timeout_ms, &st);
         if (rc == 0) {
             f->router_gone = true;
             f->router_status = st;

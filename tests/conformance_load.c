@@ -20,6 +20,8 @@
 #include "conformance.h"
 #include "frame.h"
 #include "net.h"
+#include "options.h"
+#include "proc_probe.h"
 #include "proto.h"
 
 #define STALL_MS 3000       /* nothing moved for this long: the router is stuck */
@@ -139,9 +141,9 @@ static bool pump_write(struct pump *pm, struct flow *fl, bool *moved)
 static bool pump_run(struct pump *pm)
 {
     struct pollfd pfd[FX_MAX_PEERS];
-    int64_t start = client_now_ms(), last_move = start;
+    int64_t start = clock_now_ms(), last_move = start;
     while (!pm->done(pm)) {
-        int64_t now = client_now_ms();
+        int64_t now = clock_now_ms();
         if (now - last_move > STALL_MS) {
             snprintf(pm->why, sizeof pm->why, "nothing moved for %d ms", STALL_MS);
             return false;
@@ -168,7 +170,7 @@ static bool pump_run(struct pump *pm)
                 return false;
         }
         if (moved)
-            last_move = client_now_ms();
+            last_move = clock_now_ms();
     }
     return true;
 }
@@ -370,9 +372,9 @@ static size_t flood(struct fixture *f, struct peer *from, uint32_t dest, size_t 
     if (net_set_nonblocking(from->c.fd) != 0)
         fx_fail(f, "fcntl O_NONBLOCK: %s", strerror(errno));
     size_t sent = 0, off = 0;
-    int64_t start = client_now_ms();
+    int64_t start = clock_now_ms();
     *stalled = false;
-    while (sent < max && client_now_ms() - start < FLOOD_LIMIT_MS) {
+    while (sent < max && clock_now_ms() - start < FLOOD_LIMIT_MS) {
         ssize_t n = write(from->c.fd, frame + off, sizeof frame - off);
         if (n >= 0) {
             sent += (size_t)n;
@@ -406,11 +408,11 @@ void slow_consumer_does_not_stall_other_clients(void **state)
     double mib = (double)sent / (1 << 20);
 
     static const char msg[] = "past the jam";
-    int64_t start = client_now_ms();
+    int64_t start = clock_now_ms();
     fx_send(f, a, b->c.id, msg, strlen(msg));
     char buf[64], got[320];
     ssize_t rc = client_recv(&b->c, buf, sizeof buf, ISOLATION_MS);
-    int64_t took = client_now_ms() - start;
+    int64_t took = clock_now_ms() - start;
     bool arrived = rc == (ssize_t)strlen(msg) && memcmp(buf, msg, strlen(msg)) == 0;
     if (!arrived && rc != CLIENT_TIMEOUT)
         fx_fail(f, "B expected \"%s\" from A; got %s", msg,
@@ -438,10 +440,10 @@ void flooded_client_sent_away_still_reads_its_error_frame(void **state)
     size_t sent = flood(f, fl, s->c.id, FLOOD_MAX, &stalled);
 
     /* Far past the default limit: the router gives up on S with bytes still arriving. */
-    enum { TOO_LONG = FRAME_HEADER_LEN + PROTO_DEFAULT_MAX_MESSAGE + 1 + 16384 };
+    enum { TOO_LONG = PROTO_ID_LEN + OPTIONS_DEFAULT_MAX_MESSAGE + 1 + 16384 };
     static uint8_t wire[TOO_LONG];
     frame_put_u32(wire, fl->c.id);
-    memset(wire + FRAME_HEADER_LEN, 'x', sizeof wire - FRAME_HEADER_LEN);
+    memset(wire + PROTO_ID_LEN, 'x', sizeof wire - PROTO_ID_LEN);
     fx_send_raw(f, s, wire, sizeof wire);
 
     static uint8_t buf[FLOOD_FRAME + 1];
@@ -552,9 +554,9 @@ void connect_disconnect_1000_times_keeps_fd_count(void **state)
     /* Once a last client has its ID, the router has accepted every earlier one. */
     fx_close(f, fx_connect(f, "last"));
 
-    int64_t deadline = client_now_ms() + FD_SETTLE_MS;
+    int64_t deadline = clock_now_ms() + FD_SETTLE_MS;
     int after;
-    while ((after = proc_count_fds(f->router.pid)) > before && client_now_ms() < deadline)
+    while ((after = proc_count_fds(f->router.pid)) > before && clock_now_ms() < deadline)
         fx_sleep_ms(20);
     if (after < 0)
         fx_fail(f, "cannot count the router's descriptors in /proc any more");

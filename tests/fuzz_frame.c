@@ -43,10 +43,10 @@ static void check_frame(const uint8_t *buf, size_t len, size_t max, ssize_t used
                         const struct frame *f)
 {
     check((size_t)used <= len);
-    check(f->body == buf + FRAME_HEADER_LEN); /* zero copy, right after the ID */
+    check(f->body == buf + PROTO_ID_LEN); /* zero copy, right after the ID */
     check(f->body_len >= 1);
     check(f->body + f->body_len <= buf + len);
-    check((size_t)used == FRAME_HEADER_LEN + f->body_len);
+    check((size_t)used == PROTO_ID_LEN + f->body_len);
     check(f->body[f->body_len - 1] == '\0');
     check(memchr(f->body, '\0', f->body_len - 1) == NULL);
     check(f->body_len - 1 <= max);
@@ -58,13 +58,13 @@ static void check_frame(const uint8_t *buf, size_t len, size_t max, ssize_t used
 static void check_stop(const uint8_t *buf, size_t len, size_t max, ssize_t rc)
 {
     check(rc == FRAME_NEED_MORE || rc == FRAME_TOO_LONG);
-    if (len <= FRAME_HEADER_LEN) {
+    if (len <= PROTO_ID_LEN) {
         check(rc == FRAME_NEED_MORE);
         return;
     }
-    size_t avail = len - FRAME_HEADER_LEN;
+    size_t avail = len - PROTO_ID_LEN;
     size_t window = avail <= max ? avail : max + 1;
-    check(memchr(buf + FRAME_HEADER_LEN, '\0', window) == NULL);
+    check(memchr(buf + PROTO_ID_LEN, '\0', window) == NULL);
     check((rc == FRAME_TOO_LONG) == (avail > max));
 }
 
@@ -113,7 +113,7 @@ static void parse_in_reads(const uint8_t *s, size_t len, size_t max, const struc
             check_frame(rbuf + off, rlen - off, max, rc, &f);
             check(nframes < whole->nframes);
             check(consumed + off == whole->starts[nframes]);
-            check(memcmp(f.body, s + whole->starts[nframes] + FRAME_HEADER_LEN, f.body_len) == 0);
+            check(memcmp(f.body, s + whole->starts[nframes] + PROTO_ID_LEN, f.body_len) == 0);
             nframes++;
             off += (size_t)rc;
         }
@@ -139,7 +139,7 @@ static void parse_in_two(const uint8_t *s, size_t len, size_t max, const struct 
     check(piece != NULL);
     memcpy(piece, s, k);
     struct outcome first;
-    first.starts = malloc((k / (FRAME_HEADER_LEN + 1) + 1) * sizeof *first.starts);
+    first.starts = malloc((k / (PROTO_ID_LEN + 1) + 1) * sizeof *first.starts);
     check(first.starts != NULL);
     parse_whole(piece, k, max, &first);
     free(piece);
@@ -153,7 +153,7 @@ static void parse_in_two(const uint8_t *s, size_t len, size_t max, const struct 
         /* The rest of the stream continues from the first read's leftover bytes. */
         struct outcome rest;
         size_t start = first.tail;
-        rest.starts = malloc(((len - start) / (FRAME_HEADER_LEN + 1) + 1) * sizeof *rest.starts);
+        rest.starts = malloc(((len - start) / (PROTO_ID_LEN + 1) + 1) * sizeof *rest.starts);
         check(rest.starts != NULL);
         parse_whole(s + start, len - start, max, &rest);
         check(first.nframes + rest.nframes == whole->nframes);
@@ -183,9 +183,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *s = data + 4 + nsizes;
     size_t len = size - 4 - nsizes;
 
-    /* Each frame takes at least FRAME_HEADER_LEN + 1 bytes. */
+    /* Each frame takes at least PROTO_ID_LEN + 1 bytes. */
     struct outcome whole;
-    whole.starts = malloc((len / (FRAME_HEADER_LEN + 1) + 1) * sizeof *whole.starts);
+    whole.starts = malloc((len / (PROTO_ID_LEN + 1) + 1) * sizeof *whole.starts);
     check(whole.starts != NULL);
     parse_whole(s, len, max, &whole);
     parse_in_two(s, len, max, &whole, split % (len + 1));

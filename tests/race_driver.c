@@ -29,6 +29,8 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "clock.h"
+#include "router_proc.h"
 
 #define WORKERS 6
 #define FRAMES_PER_ROUND 20
@@ -100,7 +102,7 @@ static void *worker_main(void *arg)
 {
     int self = (int)(intptr_t)arg;
     unsigned seed = (unsigned)self * 2654435761u + 1;
-    while (client_now_ms() < deadline)
+    while (clock_now_ms() < deadline)
         round_trip(self, &seed);
     return NULL;
 }
@@ -118,12 +120,12 @@ int main(int argc, char **argv)
         return 1;
     }
     struct router_proc r;
-    if (router_spawn(argv + 2, log_fd, &r) != 0)
+    if (router_proc_start(argv + 2, log_fd, &r) != 0)
         return 1;
     close(log_fd);
     port = r.port;
 
-    deadline = client_now_ms() + DRIVE_MS;
+    deadline = clock_now_ms() + DRIVE_MS;
     pthread_t threads[WORKERS];
     int started = 0;
     for (; started < WORKERS; started++)
@@ -133,7 +135,7 @@ int main(int argc, char **argv)
         pthread_join(threads[i], NULL);
 
     int status = 0;
-    bool exited = router_stop(&r, SIGTERM, STOP_TIMEOUT_MS, &status) == 0;
+    bool exited = router_proc_stop(&r, SIGTERM, STOP_TIMEOUT_MS, &status) == 0;
     char how[64];
     if (!exited)
         snprintf(how, sizeof how, "killed after %d ms", STOP_TIMEOUT_MS);

@@ -34,14 +34,17 @@
 #include <cmocka.h>
 
 #include "client.h"
+#include "clock.h"
 #include "conn_table.h"
 #include "frame.h"
 #include "ids.h"
 #include "log.h"
 #include "net.h"
 #include "options.h"
+#include "proc_probe.h"
 #include "proto.h"
 #include "reader.h"
+#include "router_proc.h"
 #include "server.h"
 #include "stats.h"
 
@@ -1004,8 +1007,8 @@ static size_t put_frame(uint8_t *out, uint32_t dest, const char *payload)
 {
     size_t n = strlen(payload) + 1;
     frame_put_u32(out, dest);
-    memcpy(out + FRAME_HEADER_LEN, payload, n);
-    return FRAME_HEADER_LEN + n;
+    memcpy(out + PROTO_ID_LEN, payload, n);
+    return PROTO_ID_LEN + n;
 }
 
 static void assert_frame(const struct frame *f, uint32_t dest, const char *payload)
@@ -1118,7 +1121,7 @@ static void a_frame_that_arrives_byte_by_byte_comes_out_whole(void **state)
 static void small_frames_come_out_in_order_and_never_grow_the_buffer(void **state)
 {
     (void)state;
-    enum { FRAMES = 200, PAYLOAD = 99, FRAME_LEN = FRAME_HEADER_LEN + PAYLOAD + 1 };
+    enum { FRAMES = 200, PAYLOAD = 99, FRAME_LEN = PROTO_ID_LEN + PAYLOAD + 1 };
     uint8_t *wire = malloc(FRAMES * FRAME_LEN);
     assert_non_null(wire);
     char payload[PAYLOAD + 1] = {0};
@@ -1127,7 +1130,7 @@ static void small_frames_come_out_in_order_and_never_grow_the_buffer(void **stat
         put_frame(wire + i * FRAME_LEN, (uint32_t)i + 1, payload);
     }
     struct streamed s;
-    streamed_start(&s, wire, FRAMES * FRAME_LEN, PROTO_DEFAULT_MAX_MESSAGE);
+    streamed_start(&s, wire, FRAMES * FRAME_LEN, OPTIONS_DEFAULT_MAX_MESSAGE);
     struct frame f;
     int got, seen = 0;
     while (seen < FRAMES) {
@@ -1146,11 +1149,11 @@ static void small_frames_come_out_in_order_and_never_grow_the_buffer(void **stat
 static void the_longest_frame_grows_the_buffer_to_one_frame_and_no_more(void **state)
 {
     (void)state;
-    enum { MAX = 65536, WHOLE = FRAME_HEADER_LEN + MAX + 1 };
+    enum { MAX = 65536, WHOLE = PROTO_ID_LEN + MAX + 1 };
     uint8_t *wire = malloc(WHOLE);
     assert_non_null(wire);
     frame_put_u32(wire, 42);
-    memset(wire + FRAME_HEADER_LEN, 'x', MAX);
+    memset(wire + PROTO_ID_LEN, 'x', MAX);
     wire[WHOLE - 1] = '\0';
     struct streamed s;
     streamed_start(&s, wire, WHOLE, MAX);
@@ -1164,7 +1167,7 @@ static void the_longest_frame_grows_the_buffer_to_one_frame_and_no_more(void **s
     assert_int_equal(got, 1);
     assert_int_equal(f.dest, 42);
     assert_int_equal(f.body_len, MAX + 1);
-    assert_memory_equal(f.body, wire + FRAME_HEADER_LEN, MAX + 1);
+    assert_memory_equal(f.body, wire + PROTO_ID_LEN, MAX + 1);
     assert_int_equal(s.r.cap, WHOLE);
     streamed_finish(&s);
 }
@@ -1175,15 +1178,15 @@ static void a_frame_too_long_is_reported_after_the_frames_before_it(void **state
     uint8_t wire[32];
     size_t len = put_frame(wire, 5, "12345678"); /* exactly --max-message 8 */
     frame_put_u32(wire + len, 6);
-    memcpy(wire + len + FRAME_HEADER_LEN, "123456789", 9); /* one byte over, no NUL yet */
-    len += FRAME_HEADER_LEN + 9;
+    memcpy(wire + len + PROTO_ID_LEN, "123456789", 9); /* one byte over, no NUL yet */
+    len += PROTO_ID_LEN + 9;
     int sv[2];
     reader_pair(sv);
     assert_int_equal(net_write_all(sv[0], wire, len), 0);
 
     struct frame_reader r;
     assert_int_equal(frame_reader_init(&r, sv[1], 8), 0);
-    assert_int_equal(r.cap, FRAME_HEADER_LEN + 8 + 1); /* one whole frame is less than 4 KiB */
+    assert_int_equal(r.cap, PROTO_ID_LEN + 8 + 1); /* one whole frame is less than 4 KiB */
     struct frame f;
     assert_int_equal(frame_reader_fill(&r), 13);
     assert_int_equal(frame_reader_next(&r, &f), 1);
@@ -1200,7 +1203,7 @@ static void a_frame_too_long_is_reported_after_the_frames_before_it(void **state
 static void a_frame_too_long_is_found_once_the_buffer_holds_one_whole_frame(void **state)
 {
     (void)state;
-    enum { MAX = 10000, WHOLE = FRAME_HEADER_LEN + MAX + 1 };
+    enum { MAX = 10000, WHOLE = PROTO_ID_LEN + MAX + 1 };
     uint8_t *wire = malloc(WHOLE);
     assert_non_null(wire);
     memset(wire, 'y', WHOLE); /* dest 0x79797979, then MAX + 1 bytes and no NUL */
@@ -1228,7 +1231,7 @@ static void a_partial_frame_keeps_the_buffer_and_eof_after_it_reads_0(void **sta
     int sv[2];
     reader_pair(sv);
     struct frame_reader r;
-    assert_int_equal(frame_reader_init(&r, sv[1], PROTO_DEFAULT_MAX_MESSAGE), 0);
+    assert_int_equal(frame_reader_init(&r, sv[1], OPTIONS_DEFAULT_MAX_MESSAGE), 0);
     struct frame f;
     assert_int_equal(net_write_all(sv[0], wire, PART), 0);
     assert_int_equal(frame_reader_fill(&r), PART);
@@ -1303,9 +1306,9 @@ static void fake_router_finish(struct fake_router *f)
 /* Waits until n bytes sit unread in the client's socket, so the next read takes them all. */
 static void wait_for_unread(const struct client *c, int n)
 {
-    int64_t deadline = client_now_ms() + 5000;
+    int64_t deadline = clock_now_ms() + 5000;
     int queued = 0;
-    while (ioctl(c->fd, FIONREAD, &queued) == 0 && queued < n && client_now_ms() < deadline)
+    while (ioctl(c->fd, FIONREAD, &queued) == 0 && queued < n && clock_now_ms() < deadline)
         sleep_ms(1);
     assert_int_equal(queued, n);
 }
@@ -1367,9 +1370,9 @@ static void recv_times_out_while_a_frame_is_incomplete(void **state)
     struct client c;
     assert_int_equal(client_connect(&c, "127.0.0.1", f.port, 5000), 0);
     char buf[16];
-    int64_t start = client_now_ms();
+    int64_t start = clock_now_ms();
     assert_int_equal(client_recv(&c, buf, sizeof buf, 100), CLIENT_TIMEOUT);
-    int64_t waited = client_now_ms() - start;
+    int64_t waited = clock_now_ms() - start;
     assert_true(waited >= 99);
     assert_true(waited < 10000);
     client_close(&c);
@@ -1476,7 +1479,7 @@ static void connect_to_a_closed_port_is_refused(void **state)
 static int spawn_script(const char *script, int stderr_fd, struct router_proc *r)
 {
     char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
-    return router_spawn(argv, stderr_fd, r);
+    return router_proc_start(argv, stderr_fd, r);
 }
 
 static void spawn_takes_the_port_from_the_first_line_and_leaves_the_rest(void **state)
@@ -1497,7 +1500,7 @@ static void spawn_takes_the_port_from_the_first_line_and_leaves_the_rest(void **
     assert_string_equal(rest, "--port 0\n");
     pid_t pid = r.pid;
     int status = 0;
-    assert_int_equal(router_stop(&r, SIGTERM, 5000, &status), 0);
+    assert_int_equal(router_proc_stop(&r, SIGTERM, 5000, &status), 0);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGTERM);
     assert_int_equal(r.pid, -1);
@@ -1519,7 +1522,7 @@ static void spawn_fails_cleanly_without_a_listening_line(void **state)
     int bad_line = spawn_script("echo bind failed; exit 1", devnull, &r);
     int bad_port = spawn_script("echo listening on nowhere; exec sleep 30", devnull, &r);
     char *missing[] = {"/nonexistent/router", NULL};
-    int no_exec = router_spawn(missing, devnull, &r);
+    int no_exec = router_proc_start(missing, devnull, &r);
     int fds_after = proc_count_fds(getpid());
     assert_true(dup2(saved_stderr, STDERR_FILENO) >= 0);
     assert_int_equal(close(saved_stderr), 0);
@@ -1542,9 +1545,9 @@ static void stop_kills_a_router_that_ignores_the_signal(void **state)
         spawn_script("trap '' TERM; echo listening on 127.0.0.1:1; exec sleep 30", -1, &r), 0);
     pid_t pid = r.pid;
     int status = 0;
-    int64_t start = client_now_ms();
-    assert_int_equal(router_stop(&r, SIGTERM, 200, &status), -1);
-    assert_true(client_now_ms() - start >= 200);
+    int64_t start = clock_now_ms();
+    assert_int_equal(router_proc_stop(&r, SIGTERM, 200, &status), -1);
+    assert_true(clock_now_ms() - start >= 200);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGKILL);
     assert_int_equal(kill(pid, 0), -1);
@@ -1562,7 +1565,7 @@ static void a_spawned_router_does_not_inherit_blocked_signals(void **state)
     assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
     assert_int_equal(rc, 0);
     int status = 0;
-    assert_int_equal(router_stop(&r, SIGTERM, 2000, &status), 0);
+    assert_int_equal(router_proc_stop(&r, SIGTERM, 2000, &status), 0);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGTERM);
 }
@@ -1596,7 +1599,7 @@ static void spawn_waits_for_the_line_through_signals(void **state)
     assert_true(signals_caught > 0);
     assert_int_equal(rc, 0);
     assert_int_equal(r.port, 7);
-    assert_int_equal(router_stop(&r, SIGKILL, 5000, NULL), 0);
+    assert_int_equal(router_proc_stop(&r, SIGKILL, 5000, NULL), 0);
 }
 
 /* ---- /proc helpers ---- */

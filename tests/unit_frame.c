@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "frame.h"
+#include "options.h"
 #include "proto.h"
 
 /* ---- a stream of frames and a receiver that parses it like a router ---- */
@@ -48,8 +49,8 @@ static size_t build_stream(uint8_t *out, size_t ends[STREAM_FRAMES])
     size_t len = 0;
     for (size_t i = 0; i < STREAM_FRAMES; i++) {
         frame_put_u32(out + len, stream_frames[i].dest);
-        memcpy(out + len + FRAME_HEADER_LEN, stream_frames[i].payload, stream_frames[i].len);
-        len += FRAME_HEADER_LEN + stream_frames[i].len;
+        memcpy(out + len + PROTO_ID_LEN, stream_frames[i].payload, stream_frames[i].len);
+        len += PROTO_ID_LEN + stream_frames[i].len;
         out[len++] = '\0';
         ends[i] = len;
     }
@@ -86,9 +87,9 @@ static void receiver_feed(struct receiver *r, const uint8_t *bytes, size_t n)
     struct frame f;
     while ((used = frame_parse(r->buf + off, r->len - off, r->max_payload, &f)) > 0) {
         /* Zero copy: the body is the payload in place, right after the 4-byte ID. */
-        assert_ptr_equal(f.body, r->buf + off + FRAME_HEADER_LEN);
+        assert_ptr_equal(f.body, r->buf + off + PROTO_ID_LEN);
         assert_true((size_t)used <= r->len - off);
-        assert_int_equal((size_t)used, FRAME_HEADER_LEN + f.body_len);
+        assert_int_equal((size_t)used, PROTO_ID_LEN + f.body_len);
         assert_true(r->nframes < STREAM_FRAMES);
         assert_true(f.body_len <= sizeof r->frames[0].body);
         struct seen_frame *s = &r->frames[r->nframes++];
@@ -118,7 +119,7 @@ static void assert_saw_first_frames(const struct receiver *r, size_t n)
         const struct seen_frame *s = &r->frames[i];
         assert_int_equal(s->dest, w->dest);
         assert_int_equal(s->body_len, w->len + 1);
-        assert_int_equal(s->consumed, FRAME_HEADER_LEN + w->len + 1);
+        assert_int_equal(s->consumed, PROTO_ID_LEN + w->len + 1);
         if (w->len > 0)
             assert_memory_equal(s->body, w->payload, w->len);
         assert_int_equal(s->body[w->len], '\0');
@@ -174,8 +175,8 @@ static void a_stream_fed_byte_by_byte_completes_each_frame_at_its_nul(void **sta
 static size_t make_frame(uint8_t *buf, uint32_t dest, uint8_t fill, size_t payload_len, int nul)
 {
     frame_put_u32(buf, dest);
-    memset(buf + FRAME_HEADER_LEN, fill, payload_len);
-    size_t len = FRAME_HEADER_LEN + payload_len;
+    memset(buf + PROTO_ID_LEN, fill, payload_len);
+    size_t len = PROTO_ID_LEN + payload_len;
     if (nul)
         buf[len++] = '\0';
     return len;
@@ -198,7 +199,7 @@ static void inputs_up_to_the_header_need_more(void **state)
     const uint8_t buf[] = {0, 0, 0, 0, 0};
     struct frame f;
     /* A NUL inside the ID is part of the ID, not the end of a frame. */
-    for (size_t len = 0; len <= FRAME_HEADER_LEN; len++)
+    for (size_t len = 0; len <= PROTO_ID_LEN; len++)
         assert_int_equal(frame_parse(buf, len, 16, &f), FRAME_NEED_MORE);
     assert_int_equal(frame_parse(buf, sizeof buf, 16, &f), 5);
     assert_int_equal(f.dest, 0);
@@ -217,10 +218,10 @@ static void a_payload_of_exactly_max_bytes_is_complete(void **state)
 {
     (void)state;
     enum { MAX = 64 };
-    uint8_t buf[FRAME_HEADER_LEN + MAX + 1];
+    uint8_t buf[PROTO_ID_LEN + MAX + 1];
     size_t len = make_frame(buf, 5, 'm', MAX, 1);
     struct frame f;
-    assert_int_equal(frame_parse(buf, len, MAX, &f), FRAME_HEADER_LEN + MAX + 1);
+    assert_int_equal(frame_parse(buf, len, MAX, &f), PROTO_ID_LEN + MAX + 1);
     assert_int_equal(f.body_len, MAX + 1);
     assert_int_equal(f.body[MAX], '\0');
 }
@@ -229,7 +230,7 @@ static void max_bytes_without_a_nul_yet_need_more(void **state)
 {
     (void)state;
     enum { MAX = 64 };
-    uint8_t buf[FRAME_HEADER_LEN + MAX];
+    uint8_t buf[PROTO_ID_LEN + MAX];
     size_t len = make_frame(buf, 5, 'm', MAX, 0);
     struct frame f;
     assert_int_equal(frame_parse(buf, len, MAX, &f), FRAME_NEED_MORE);
@@ -239,7 +240,7 @@ static void max_plus_one_bytes_without_a_nul_are_too_long(void **state)
 {
     (void)state;
     enum { MAX = 64 };
-    uint8_t buf[FRAME_HEADER_LEN + MAX + 2];
+    uint8_t buf[PROTO_ID_LEN + MAX + 2];
     size_t len = make_frame(buf, 5, 'm', MAX + 1, 0);
     struct frame f;
     assert_int_equal(frame_parse(buf, len, MAX, &f), FRAME_TOO_LONG);
@@ -251,8 +252,8 @@ static void max_plus_one_bytes_without_a_nul_are_too_long(void **state)
 static void the_default_limit_is_enforced_at_its_boundary(void **state)
 {
     (void)state;
-    enum { MAX = PROTO_DEFAULT_MAX_MESSAGE };
-    static uint8_t buf[FRAME_HEADER_LEN + MAX + 2];
+    enum { MAX = OPTIONS_DEFAULT_MAX_MESSAGE };
+    static uint8_t buf[PROTO_ID_LEN + MAX + 2];
     struct frame f;
     size_t len = make_frame(buf, 1, 0xFF, MAX, 1);
     assert_int_equal(frame_parse(buf, len, MAX, &f), (ssize_t)len);
