@@ -551,7 +551,8 @@ int main(int argc, char **argv)
                           cfg->duration_s * (cfg->scenario == SC_SLOW_CONSUMER ? 2 : 1) +
                           cfg->drain_s;
     char err[NET_ERR_LEN];
-    if (net_setup_process(lg.nconns + 64, err) != 0) {
+    size_t limit;
+    if (net_setup_process(lg.nconns + 64, &limit, err) != 0) {
         fprintf(stderr, "loadgen: %s\n", err);
         return 1;
     }

@@ -327,7 +327,8 @@ int relay_main(int argc, char **argv)
     }
 
     char err[NET_ERR_LEN];
-    if (net_setup_process(1 << 16, err) != 0) {
+    size_t limit;
+    if (net_setup_process(1 << 16, &limit, err) != 0) {
         fprintf(stderr, "relay: %s\n", err);
         return 1;
     }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,11 +15,12 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "clock.h"
 
-int net_setup_process(size_t want_fds, char err[NET_ERR_LEN])
+int net_setup_process(size_t want_fds, size_t *limit, char err[NET_ERR_LEN])
 {
     struct sigaction sa = {.sa_handler = SIG_IGN};
     if (sigaction(SIGPIPE, &sa, NULL) != 0) {
@@ -37,6 +39,7 @@ int net_setup_process(size_t want_fds, char err[NET_ERR_LEN])
             return -1;
         }
     }
+    *limit = rl.rlim_cur == RLIM_INFINITY ? SIZE_MAX : (size_t)rl.rlim_cur;
     return 0;
 }
 
@@ -139,12 +142,20 @@ int net_writev_all(int fd, struct iovec *iov, int iovcnt)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            if ((errno == EAGAIN || errno == EWOULDBLOCK) && written > 0) {
-                /* Non-blocking socket, part already sent: wait until it can take more. */
-                struct pollfd p = {.fd = fd, .events = POLLOUT};
-                if (poll(&p, 1, -1) < 0 && errno != EINTR)
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                int flags = fcntl(fd, F_GETFL);
+                if (flags >= 0 && !(flags & O_NONBLOCK)) {
+                    errno = ETIMEDOUT; /* blocking: SO_SNDTIMEO passed with no byte moved */
                     return -1;
-                continue;
+                }
+                if (written > 0) {
+                    /* Non-blocking socket, part already sent: wait until it can take more. */
+                    struct pollfd p = {.fd = fd, .events = POLLOUT};
+                    if (poll(&p, 1, -1) < 0 && errno != EINTR)
+                        return -1;
+                    continue;
+                }
+                errno = EAGAIN;
             }
             return -1;
         }
@@ -186,6 +197,12 @@ int net_set_nonblocking(int fd)
     if (flags < 0)
         return -1;
     return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+int net_set_send_timeout(int fd, unsigned ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
 int net_set_sndbuf(int fd, int bytes)

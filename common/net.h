@@ -16,8 +16,9 @@
 
 #define NET_ERR_LEN 256
 
-/* Ignore SIGPIPE; raise RLIMIT_NOFILE to cover want_fds if the hard limit allows. */
-int net_setup_process(size_t want_fds, char err[NET_ERR_LEN]);
+/* Ignore SIGPIPE; raise RLIMIT_NOFILE toward want_fds, as far as the hard limit allows, and
+ * store the limit now in force in *limit. Returns 0, or -1 with a message. */
+int net_setup_process(size_t want_fds, size_t *limit, char err[NET_ERR_LEN]);
 
 /* A listening TCP socket bound to host:port (SO_REUSEADDR). Returns the fd or -1. */
 int net_listen(const char *host, uint16_t port, char err[NET_ERR_LEN]);
@@ -32,7 +33,9 @@ int net_accept(int listen_fd);
 ssize_t net_read(int fd, void *buf, size_t len);
 
 /* Write all of buf, retrying on EINTR and partial writes. Returns 0, or -1 with errno.
- * On a non-blocking socket it returns -1/EAGAIN only if nothing at all could be written. */
+ * On a non-blocking socket it returns -1/EAGAIN only if nothing at all could be written. On a
+ * blocking socket with a send timeout (net_set_send_timeout), a write that moved no byte for
+ * that long returns -1 with errno ETIMEDOUT: the peer is not reading. */
 int net_write_all(int fd, const void *buf, size_t len);
 
 /* The same for a vector of buffers; iov is modified in place. */
@@ -51,6 +54,8 @@ void net_linger(int fd, int timeout_ms);
 
 int net_set_nonblocking(int fd);
 int net_set_sndbuf(int fd, int bytes);
+/* SO_SNDTIMEO: a blocking write that can move no byte for ms milliseconds fails. */
+int net_set_send_timeout(int fd, unsigned ms);
 
 /* One line on stdout, flushed: "listening on HOST:PORT". Test and bench harnesses wait for it. */
 void net_announce(const char *host, uint16_t port);

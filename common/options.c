@@ -23,11 +23,16 @@ static void usage(FILE *out, const struct router_info *info)
             "  --max-pending N    bytes queued for one destination before its senders wait"
             " (default %d)\n"
             "  --no-error-frames  never send error frames\n"
+            "  --write-timeout S  disconnect a client whose output makes no progress for S\n"
+            "                     seconds: a slow consumer (default %g; 0: never)\n"
+            "  --work-us N        N microseconds of CPU work per forwarded frame (default 0)\n"
+            "  --stats-interval S print the counters every S seconds (default 0: only at exit)\n"
             "  --verbose          log every connection\n"
             "  --quiet            log only warnings\n"
             "  --help, --version\n",
             info->name, info->summary, OPTIONS_DEFAULT_HOST, OPTIONS_DEFAULT_PORT,
-            OPTIONS_DEFAULT_MAX_MESSAGE, OPTIONS_DEFAULT_MAX_CLIENTS, OPTIONS_DEFAULT_MAX_PENDING);
+            OPTIONS_DEFAULT_MAX_MESSAGE, OPTIONS_DEFAULT_MAX_CLIENTS, OPTIONS_DEFAULT_MAX_PENDING,
+            OPTIONS_DEFAULT_WRITE_TIMEOUT_MS / 1000.0);
     if (info->variants) {
         fprintf(out, "  --variant NAME     one of:\n");
         for (int i = 0; info->variants[i]; i++)
@@ -59,6 +64,21 @@ static size_t parse_size(const struct router_info *info, const char *opt, const 
     return (size_t)v;
 }
 
+/* A duration in seconds, with up to millisecond precision ("10", "0.5"), from 0 to max_s. */
+static unsigned parse_seconds_ms(const struct router_info *info, const char *opt, const char *s,
+                                 unsigned max_s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= 0 && v <= max_s)) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s wants seconds from 0 to %u, got '%%s'", opt, max_s);
+        bad_usage(info, msg, s);
+    }
+    return (unsigned)(v * 1000 + 0.5);
+}
+
 void options_parse(int argc, char **argv, const struct router_info *info, struct options *opt)
 {
     enum {
@@ -69,6 +89,9 @@ void options_parse(int argc, char **argv, const struct router_info *info, struct
         O_MAX_CLIENTS,
         O_MAX_PENDING,
         O_NO_ERR,
+        O_WRITE_TIMEOUT,
+        O_WORK_US,
+        O_STATS_INTERVAL,
         O_VARIANT,
         O_VERBOSE,
         O_QUIET,
@@ -83,6 +106,9 @@ void options_parse(int argc, char **argv, const struct router_info *info, struct
         {"max-clients", required_argument, 0, O_MAX_CLIENTS},
         {"max-pending", required_argument, 0, O_MAX_PENDING},
         {"no-error-frames", no_argument, 0, O_NO_ERR},
+        {"write-timeout", required_argument, 0, O_WRITE_TIMEOUT},
+        {"work-us", required_argument, 0, O_WORK_US},
+        {"stats-interval", required_argument, 0, O_STATS_INTERVAL},
         {"variant", required_argument, 0, O_VARIANT},
         {"verbose", no_argument, 0, O_VERBOSE},
         {"quiet", no_argument, 0, O_QUIET},
@@ -100,6 +126,7 @@ void options_parse(int argc, char **argv, const struct router_info *info, struct
         .max_clients = OPTIONS_DEFAULT_MAX_CLIENTS,
         .max_pending = OPTIONS_DEFAULT_MAX_PENDING,
         .error_frames = true,
+        .write_timeout_ms = OPTIONS_DEFAULT_WRITE_TIMEOUT_MS,
         .variant = info->variants ? info->variants[0] : NULL,
     };
 
@@ -134,6 +161,15 @@ void options_parse(int argc, char **argv, const struct router_info *info, struct
             break;
         case O_NO_ERR:
             opt->error_frames = false;
+            break;
+        case O_WRITE_TIMEOUT:
+            opt->write_timeout_ms = parse_seconds_ms(info, "--write-timeout", optarg, 3600);
+            break;
+        case O_WORK_US: /* at most a second: more is no frame's work, but a typo */
+            opt->work_us = (unsigned)parse_size(info, "--work-us", optarg, 0, 1000000);
+            break;
+        case O_STATS_INTERVAL:
+            opt->stats_interval_ms = parse_seconds_ms(info, "--stats-interval", optarg, 3600);
             break;
         case O_VARIANT: {
             const char *const *v = info->variants;

@@ -8,6 +8,10 @@
  *   --max-clients N      connected clients at once (default 10000)
  *   --max-pending N      bytes queued for one destination before its senders wait (1 MiB)
  *   --no-error-frames    never send error frames (clients that expect the bare protocol)
+ *   --write-timeout S    a client whose queued output makes no progress for S seconds is a
+ *                        slow consumer, and is disconnected (default 10; 0: never)
+ *   --work-us N          N microseconds of CPU work per forwarded frame (default 0)
+ *   --stats-interval S   print the counters every S seconds (default 0: only at exit)
  *   --variant NAME       a router's alternative version of its pattern, if it has any
  *   --verbose, --quiet   more or less logging on stderr
  *   --help, --version
@@ -31,6 +35,7 @@
 #define OPTIONS_DEFAULT_MAX_MESSAGE 65536
 #define OPTIONS_DEFAULT_MAX_CLIENTS 10000
 #define OPTIONS_DEFAULT_MAX_PENDING (1024 * 1024)
+#define OPTIONS_DEFAULT_WRITE_TIMEOUT_MS 10000
 
 /* What a router says about itself in --help. */
 struct router_info {
@@ -50,6 +55,9 @@ struct options {
     size_t max_clients;
     size_t max_pending;
     bool error_frames;
+    unsigned write_timeout_ms;  /* 0: no write deadline */
+    unsigned work_us;           /* CPU work per forwarded frame (work.h) */
+    unsigned stats_interval_ms; /* 0: no periodic stats line */
     const char *variant; /* one of info->variants, or NULL if the router has none */
 };
 

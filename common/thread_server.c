@@ -186,8 +186,12 @@ bool thread_server_run(struct thread_server *srv, int listen_fd)
     struct id_allocator ids; /* the acceptor's alone */
     ids_init(&ids, srv->opt->ids);
     int fd;
-    while ((fd = server_wait_accept(listen_fd)) >= 0)
-        admit(&ids, fd);
+    while ((fd = server_wait_accept(listen_fd)) != SERVER_STOP) {
+        if (fd == SERVER_STATS)
+            srv->print_stats();
+        else
+            admit(&ids, fd);
+    }
     if (close(listen_fd) != 0)
         log_warn("close listener: %s", strerror(errno));
     bool stopped = stop_all();

@@ -38,6 +38,7 @@ struct thread_server {
     void *(*join)(struct client_thread *t);
     frame_batch_fn *forward; /* called with join's conn as its ctx */
     void (*leave)(void *conn, struct client_thread *t, enum read_end end);
+    void (*print_stats)(void); /* --stats-interval: print the counters (server_print_stats) */
     uint64_t refusals; /* out: error frames sent to clients refused ("server full") */
 };
 

@@ -97,6 +97,7 @@ enum message_kind {
     WRITE_FAILED,   /* writer: an item could not be written; peer is its sender (0: the router) */
     DISCONNECT,     /* reader, its last: EOF, an error, or too_long */
     WRITER_EXIT,    /* writer, its last: its channel was closed and is empty */
+    PRINT_STATS,    /* acceptor: --stats-interval passed */
     SHUTDOWN,       /* acceptor, its last: SIGINT or SIGTERM */
 };
 
@@ -518,6 +519,9 @@ static void lifecycle(const struct message *m)
     case WRITER_EXIT:
         thread_exited(c);
         break;
+    case PRINT_STATS:
+        server_print_stats(&info, &state.stats);
+        break;
     default: /* SHUTDOWN, the acceptor's last message */
         stop_all();
         break;
@@ -588,8 +592,9 @@ int main(int argc, char **argv)
         log_fatal("pthread_create: %s", strerror(rc));
 
     int fd;
-    while ((fd = server_wait_accept(listen_fd)) >= 0)
-        tell((struct message){.kind = NEW_CONNECTION, .fd = fd});
+    while ((fd = server_wait_accept(listen_fd)) != SERVER_STOP)
+        tell(fd == SERVER_STATS ? (struct message){.kind = PRINT_STATS}
+                                : (struct message){.kind = NEW_CONNECTION, .fd = fd});
     if (close(listen_fd) != 0)
         log_warn("close listener: %s", strerror(errno));
     tell((struct message){.kind = SHUTDOWN});

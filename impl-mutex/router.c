@@ -278,6 +278,14 @@ static void conn_leave(void *conn, struct client_thread *t, enum read_end end)
     conn_unpin(c); /* the client thread's own reference */
 }
 
+static void print_stats(void)
+{
+    pthread_mutex_lock(&shared.lock);
+    struct stats now = shared.stats;
+    pthread_mutex_unlock(&shared.lock);
+    server_print_stats(&info, &now);
+}
+
 int main(int argc, char **argv)
 {
     int listen_fd = server_start(argc, argv, &info, &opt);
@@ -287,7 +295,8 @@ int main(int argc, char **argv)
     if (conn_table_init(&shared.table, opt.max_clients) != 0)
         log_fatal("connection table: out of memory");
     struct thread_server srv = {
-        .opt = &opt, .join = conn_join, .forward = forward_frames, .leave = conn_leave};
+        .opt = &opt, .join = conn_join, .forward = forward_frames, .leave = conn_leave,
+        .print_stats = print_stats};
     if (!thread_server_run(&srv, listen_fd))
         return 1;
 

@@ -178,13 +178,19 @@ static void conn_leave(void *conn, struct client_thread *t, enum read_end end)
     conn_free(c);
 }
 
+static void print_stats(void)
+{
+    server_print_stats(&info, &shared.stats);
+}
+
 int main(int argc, char **argv)
 {
     int listen_fd = server_start(argc, argv, &info, &opt);
     if (conn_table_init(&shared.table, opt.max_clients) != 0)
         log_fatal("connection table: out of memory");
     struct thread_server srv = {
-        .opt = &opt, .join = conn_join, .forward = forward_frames, .leave = conn_leave};
+        .opt = &opt, .join = conn_join, .forward = forward_frames, .leave = conn_leave,
+        .print_stats = print_stats};
     if (!thread_server_run(&srv, listen_fd))
         return 1;
 
