@@ -573,6 +573,7 @@ static void router_start(struct router *r, int listen_fd)
     must(uv_prepare_init(&r->loop, &r->before_poll), "uv_prepare_init");
     must(uv_prepare_start(&r->before_poll, on_before_poll), "uv_prepare_start");
     r->listener.data = r->sigint.data = r->sigterm.data = r->before_poll.data = r;
+    server_signals_ready(); /* a signal that came since server_start is taken now */
 }
 
 int main(int argc, char **argv)
