@@ -1,4 +1,4 @@
-# Makefile - four routers, one conformance suite, one benchmark, one talk.
+# Makefile - the routers (every impl-*/), one conformance suite, one benchmark, one talk.
 #
 #   make              build every router into build/router-<impl>, and the test programs
 #   make test         unit tests + the conformance suite for every router (installs deps)
@@ -7,6 +7,7 @@
 #   make check ROUTER='command'   run the conformance suite against any router
 #   make bench        the full benchmark and report; make bench-quick for a short run
 #   make slides       render the decks
+#   make docs         rewrite the README's router tables from impl-*/router.desc
 #   make format       clang-format every C file
 
 SAN ?=
@@ -43,7 +44,7 @@ PROGRAMS := $(ROUTERS) $(UNIT_TESTS) $(if $(CONFORMANCE_SRCS),$(BUILD)/conforman
 
 DEPS_STAMP := build/.deps-build
 
-.PHONY: all routers race-build test asan tsan fuzz check bench bench-quick slides format clean
+.PHONY: all routers race-build test asan tsan fuzz check bench bench-quick slides docs format clean
 .SECONDEXPANSION:
 # Keep object files of routers: they are built through a computed prerequisite list.
 .SECONDARY:
@@ -119,6 +120,9 @@ bench-quick: all
 slides:
 	@scripts/deps.sh slides
 	@$(MAKE) --no-print-directory -C slides
+
+docs:
+	@scripts/routers.sh readme
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -5,9 +5,9 @@
  * callback: whatever a turn produced for one socket goes out in one write. Every frame that
  * arrives is taken apart and checked here before the scenario sees it; a frame that fails a
  * check is counted in lg->bad and goes no further. A connection the router closes, or a read
- * or write that fails, ends the run with a message (lg_fail).
+ * or write that fails, ends the run with a message (lg_fail). What happens next is the
+ * scenario's: conn.c calls it only through lg->hooks, so it does not depend on scenarios.c.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,23 +17,6 @@
 #include "proto.h"
 
 #define READ_BUF (256 * 1024)
-
-uint64_t lg_now(const struct loadgen *lg)
-{
-    return uv_hrtime() - lg->epoch;
-}
-
-void lg_fail(struct loadgen *lg, const char *fmt, ...)
-{
-    if (lg->failed || lg->done)
-        return;
-    lg->failed = true;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(lg->error, sizeof lg->error, fmt, ap);
-    va_end(ap);
-    uv_stop(lg->loop);
-}
 
 static const char *phase(const struct loadgen *lg)
 {
@@ -117,7 +100,7 @@ static void on_written(uv_write_t *req, int status)
                 uv_strerror(status));
         return;
     }
-    scenario_on_written(c);
+    c->lg->hooks.on_written(c);
     flush(c);
 }
 
@@ -164,7 +147,7 @@ void conn_on_flush(uv_check_t *check)
     lg->ndirty = 0;
     uv_idle_stop(&lg->nudge);
     if (lg->draining)
-        scenario_check_drained(lg);
+        lg->hooks.check_drained(lg);
 }
 
 static void on_closed(uv_handle_t *h)
@@ -267,7 +250,7 @@ static void on_frame(struct conn *c, const uint8_t *f, size_t len)
     case SEQ_NEW:
         break;
     }
-    scenario_on_frame(c, &pi, lg_now(lg));
+    lg->hooks.on_frame(c, &pi, lg_now(lg));
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -370,7 +353,7 @@ static void on_id(struct conn *c)
     if (lg->connected == lg->nconns) {
         uv_timer_stop(&lg->connect_timer);
         lg->connect_s = (double)(lg_now(lg) - lg->run_start) / 1e9;
-        scenario_start(lg);
+        lg->hooks.start(lg);
         return;
     }
     /* Progress: the timeout counts again from now. */

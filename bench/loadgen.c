@@ -541,6 +541,10 @@ int main(int argc, char **argv)
     static struct loadgen lg;
     parse_args(argc, argv, &lg.cfg);
     payload_init();
+    lg.hooks = (struct scenario_hooks){.start = scenario_start,
+                                       .on_frame = scenario_on_frame,
+                                       .on_written = scenario_on_written,
+                                       .check_drained = scenario_check_drained};
     if (scenario_layout(&lg) != 0) {
         fprintf(stderr, "loadgen: out of memory\n");
         return 1;

@@ -3,11 +3,13 @@
  *
  * loadgen plays both ends of every conversation, so it knows what each receiver must get and
  * can time a frame from its (intended) send to its arrival with one clock. It is split in
- * three:
+ * layers, each using only those below it:
+ *   lg.c         the clock and lg_fail, for all of them
  *   conn.c       connections: connect in order, read the ID, send frames, check every frame
- *                that arrives (payload.h) and count what is wrong with it
+ *                that arrives (payload.h) and count what is wrong with it; it tells the
+ *                scenario what happened through lg->hooks
  *   scenarios.c  the traffic: who talks to whom, how fast, and the run's phases
- *   loadgen.c    the command line, the JSON result and the exit status
+ *   loadgen.c    the command line, the JSON result and the exit status; sets lg->hooks
  * It stays on one thread so that on a 2-core machine it takes one core at most and leaves the
  * other to the router under test.
  */
@@ -106,8 +108,18 @@ struct integrity {
     uint64_t error_frames; /* error frames from the router on a healthy connection */
 };
 
+/* What the connections tell the scenario (scenarios.c; loadgen.c wires them up), so that conn.c
+ * needs nothing from scenarios.c. */
+struct scenario_hooks {
+    void (*start)(struct loadgen *lg); /* every connection has its ID */
+    void (*on_frame)(struct conn *c, const struct payload_info *pi, uint64_t now);
+    void (*on_written)(struct conn *c);
+    void (*check_drained)(struct loadgen *lg);
+};
+
 struct loadgen {
     struct config cfg;
+    struct scenario_hooks hooks;
     uv_loop_t *loop;
     struct sockaddr_storage addr;
 
@@ -155,9 +167,11 @@ struct loadgen {
     double connect_s;
 };
 
-/* conn.c */
-uint64_t lg_now(const struct loadgen *lg);
+/* lg.c: loadgen-wide helpers */
+uint64_t lg_now(const struct loadgen *lg); /* ns since the loop started */
 void lg_fail(struct loadgen *lg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* conn.c */
 void conn_connect_all(struct loadgen *lg);
 void conn_send(struct conn *c, uint64_t time_ns, size_t size);
 /* Write bytes that stay alive and unchanged until the write completes (the flood). */

@@ -3,8 +3,8 @@
 #
 #   MODE       full (make bench: about 5 minutes on 2 cores) or quick (make bench-quick: every
 #              scenario briefly, under a minute; CI runs it)
-#   BUILD_DIR  where make put loadgen and the routers (every BUILD_DIR/router-* is measured,
-#              router-mutex also with --variant per-connection-lock)
+#   BUILD_DIR  where make put loadgen and the routers (every configuration that a router's
+#              description, impl-*/router.desc, marks for the benchmark, if it is built there)
 #   NAME=COMMAND  one more router to measure, e.g. make bench EXTRA='mine=./my-router --port {port}'
 #              {port} is replaced by a free port; a command without {port} must listen on 8080.
 #              NAME starts with a letter; words after it that do not look like NAME=... are
@@ -15,8 +15,9 @@
 # measured in the same run, the same way. The report goes to bench/results/<timestamp>/, and
 # bench/results/latest points at the newest one.
 #
-# Exit status: 0; 1 if the report is missing, or a router that claims integrity (all but
-# router-naive) lost, duplicated, reordered, misrouted or corrupted a frame, or failed a run.
+# Exit status: 0; 1 if the report is missing, or a router that claims integrity (its
+# description's "integrity yes"; all but router-naive) lost, duplicated, reordered, misrouted or
+# corrupted a frame, or failed a run.
 set -euo pipefail
 
 usage() {
@@ -101,19 +102,13 @@ routers=$out/routers.tsv
 : > "$routers"
 add_router() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$routers"; }
 add_router relay "relay (floor)" zero relay yes "$(loc "$here/relay.c")" "$loadgen relay"
-for r in "$build"/router-*; do
-    [ -x "$r" ] || continue
-    name=$(basename "$r")
-    impl=${name#router-}
-    claims=yes
-    [ "$impl" = naive ] && claims=no # data races by design: its integrity is what we measure
-    lines=$(loc "$repo/impl-$impl"/*.c "$repo/impl-$impl"/*.h)
-    add_router "$name" "$name" zero router $claims "$lines" "$r"
-    if [ "$impl" = mutex ]; then
-        add_router router-mutex-pcl "router-mutex (per-connection-lock)" zero router yes "$lines" \
-            "$r --variant per-connection-lock"
-    fi
-done
+# Every router configuration its description (impl-*/router.desc) has measured, if built.
+"$repo/scripts/routers.sh" configs > "$out/configs.tsv" || die "a router description is wrong (scripts/routers.sh check)"
+while IFS=$'\t' read -r impl binary key label integrity _ _ _ _ _ bench args; do
+    [ "$bench" = yes ] && [ -x "$build/$binary" ] || continue
+    add_router "$key" "$label" zero router "$integrity" "$(loc "$repo/$impl"/*.c "$repo/$impl"/*.h)" \
+        "$build/$binary${args:+ $args}"
+done < "$out/configs.tsv"
 # make passes EXTRA unquoted, so a command with arguments arrives split into words: a word
 # that does not start a new NAME=... belongs to the command before it.
 specs=()

@@ -503,6 +503,10 @@ static void stop_all(void)
 static void lifecycle(const struct message *m)
 {
     struct conn *c = m->conn;
+    if (m->kind == PRINT_STATS) {
+        server_print_stats(&info, &state.stats);
+        return;
+    }
     /* slide: channels-errors */
     switch (m->kind) {
     case WRITE_FAILED: /* c's client is gone, and the frame with it: tell the frame's sender */
@@ -519,9 +523,7 @@ static void lifecycle(const struct message *m)
     case WRITER_EXIT:
         thread_exited(c);
         break;
-    case PRINT_STATS:
-        server_print_stats(&info, &state.stats);
-        break;
+
     default: /* SHUTDOWN, the acceptor's last message */
         stop_all();
         break;

@@ -26,9 +26,7 @@ trap 'rm -rf "$tmp"' EXIT
 # The same checks `make test` runs: malformed or missing regions stop the build here.
 slides/check-regions.sh slides/talk.*.md
 
-find . \( -path ./build -o -path ./.git -o -path ./slides/node_modules \) -prune -o \
-    -type f \( -name '*.c' -o -name '*.h' -o -name '*.rs' \) -print | sed 's|^\./||' | LC_ALL=C sort |
-    xargs awk -f slides/regions.awk >"$tmp/index"
+slides/sources.sh | xargs awk -f slides/regions.awk >"$tmp/index"
 
 rm -rf "$out/bench" "$out/img"
 mkdir -p "$out/bench"

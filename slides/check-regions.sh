@@ -29,10 +29,8 @@ cd "$root"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# Every C and Rust source of the project, in a stable order; build output and node's tree are not ours.
-find . \( -path ./build -o -path ./.git -o -path ./slides/node_modules \) -prune -o \
-    -type f \( -name '*.c' -o -name '*.h' -o -name '*.rs' \) -print |
-    sed 's|^\./||' | LC_ALL=C sort >"$tmp/files"
+# Every C and Rust source of the project that git tracks (see sources.sh), in a stable order.
+slides/sources.sh >"$tmp/files"
 
 status=0
 if ! xargs awk -f slides/regions.awk <"$tmp/files" >"$tmp/index" 2>"$tmp/problems"; then

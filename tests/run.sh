@@ -2,9 +2,10 @@
 # run.sh BUILD_DIR - everything `make test` checks, in order:
 #   1. every unit test program BUILD_DIR/unit_*;
 #   2. the conformance suite against every router configuration built in BUILD_DIR, each with
-#      what it is expected to lack (see CONFIGURATIONS below);
+#      what its description (impl-*/router.desc, read by scripts/routers.sh) says it lacks;
 #   3. tests/race_check.sh on the ThreadSanitizer build (build/tsan, or $TSAN_BUILD);
-#   4. slides/check-regions.sh: every code region a slide quotes still exists in the sources.
+#   4. slides/check-regions.sh: every code region a slide quotes still exists in the sources;
+#   5. the README's router tables agree with the router descriptions (scripts/routers.sh).
 # Prints what failed and a last summary line; exits 1 if anything failed.
 set -u
 
@@ -57,33 +58,34 @@ conformance() {
     fi
 }
 
-# CONFIGURATIONS: each router, and the properties it lacks by design.
-#
-# The default mutex holds the one lock across a blocking write: a client that stops reading
-# stalls every sender.
-conformance router-mutex "--expect isolates-slow-consumers=no"
-# A lock per socket: only the senders to the slow client wait.
-conformance router-mutex "" --variant per-connection-lock
-# The talk's deadlock: a socket's lock is held while its reader waits, so nothing is forwarded.
-# The cases that need forwarding are not run; the suite lists them by name.
-conformance router-mutex "--expect forwards=no" --variant deadlock
-# No locks at all: the simple cases pass, and under load (the survives-stress cases: connection
-# churn, garbage, ordering, all-to-all) its data races may or may not show in a given run, so
-# those cases are observed and reported, never judged. A blocked write
-# stalls only its own reader thread (there is no lock to wait for), so slow consumers are
-# isolated.
-# Under a sanitizer its races and memory errors are its lesson, not a regression (race_check.sh
-# asserts them), and they surface anywhere, often at shutdown. exitcode=0 keeps them from
-# failing whichever case they land in: the suite prints each as a note, and the stress cases
-# count them against survives-stress. The setting reaches the suite's own process too, the one
-# run in which its own reports, if any, would be printed without failing it.
-suite_env="ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=0"
-suite_env="$suite_env UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=0"
-suite_env="$suite_env TSAN_OPTIONS=${TSAN_OPTIONS:+$TSAN_OPTIONS:}exitcode=0"
-conformance router-naive "--expect survives-stress=any"
-suite_env=""
-conformance router-channels ""
-conformance router-reactor ""
+# Each router configuration, with what its description (impl-*/router.desc) says it lacks.
+# A configuration expected not to be data-race free (router-naive) has its races and memory
+# errors as its lesson, not as a regression (race_check.sh asserts them), and under a sanitizer
+# they surface anywhere, often at shutdown. exitcode=0 keeps them from failing whichever case
+# they land in: the suite prints each as a note, and the stress cases count them against
+# survives-stress. The setting reaches the suite's own process too, the one run in which its
+# own reports, if any, would be printed without failing it.
+racy_env="ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=0"
+racy_env="$racy_env UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=0"
+racy_env="$racy_env TSAN_OPTIONS=${TSAN_OPTIONS:+$TSAN_OPTIONS:}exitcode=0"
+configs=$(mktemp)
+trap 'rm -f "$configs"' EXIT INT TERM
+if ! "$tests/../scripts/routers.sh" configs > "$configs"; then
+    failed "router descriptions (scripts/routers.sh check)"
+fi
+tab=$(printf '\t')
+while IFS=$tab read -r _ binary _ _ _ forwards isolates memory stress race _ args <&3; do
+    expectations=""
+    for pair in forwards=$forwards isolates-slow-consumers=$isolates bounds-memory=$memory \
+        survives-stress=$stress; do
+        case ${pair#*=} in no | any) expectations="$expectations --expect $pair" ;; esac
+    done
+    suite_env=""
+    [ "$race" = no ] && suite_env=$racy_env
+    # $args is the configuration's own argument list: split on purpose.
+    # shellcheck disable=SC2086
+    conformance "$binary" "${expectations# }" $args
+done 3< "$configs"
 
 # ---- 3. Race check ----
 race="not present"
@@ -105,6 +107,10 @@ fi
 echo
 echo "== slide regions"
 if "$tests/../slides/check-regions.sh"; then passed; else failed "slide regions (slides/check-regions.sh)"; fi
+
+echo
+echo "== README tables"
+if "$tests/../scripts/routers.sh" readme-check; then passed; else failed "README tables (make docs)"; fi
 
 echo
 summary="$units unit test programs, conformance on $routers router configurations, race check $race"
