@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +16,11 @@
 #include "net.h"
 
 int router_proc_start(char *const argv[], int stderr_fd, struct router_proc *r)
+{
+    return router_proc_start_limited(argv, stderr_fd, 0, r);
+}
+
+int router_proc_start_limited(char *const argv[], int stderr_fd, long nofile, struct router_proc *r)
 {
     int argc = 0;
     while (argv[argc])
@@ -45,8 +51,10 @@ int router_proc_start(char *const argv[], int stderr_fd, struct router_proc *r)
          * a blocked SIGTERM would survive exec and make router_stop's signal go unseen. */
         sigset_t none;
         sigemptyset(&none);
+        struct rlimit limit = {.rlim_cur = (rlim_t)nofile, .rlim_max = (rlim_t)nofile};
         if (sigprocmask(SIG_SETMASK, &none, NULL) != 0 || dup2(out[1], STDOUT_FILENO) < 0 ||
-            (stderr_fd >= 0 && dup2(stderr_fd, STDERR_FILENO) < 0))
+            (stderr_fd >= 0 && dup2(stderr_fd, STDERR_FILENO) < 0) ||
+            (nofile > 0 && setrlimit(RLIMIT_NOFILE, &limit) != 0))
             _exit(127);
         execv(args[0], args);
         fprintf(stderr, "exec %s: %s\n", args[0], strerror(errno));

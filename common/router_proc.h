@@ -27,6 +27,10 @@ struct router_proc {
  */
 int router_proc_start(char *const argv[], int stderr_fd, struct router_proc *r);
 
+/* The same, with the router's open-file limit (soft and hard) set to nofile, if it is > 0. */
+int router_proc_start_limited(char *const argv[], int stderr_fd, long nofile,
+                              struct router_proc *r);
+
 /*
  * Send sig, wait up to timeout_ms for the router to exit, then SIGKILL it. Returns 0 and the
  * wait status in *status if it exited by itself, -1 if it had to be killed.

@@ -92,6 +92,19 @@ static void *client_thread_main(void *arg)
     return NULL;
 }
 
+enum client_write thread_server_write(uint32_t id, int fd, struct iovec *iov, size_t n)
+{
+    if (net_writev_all(fd, iov, (int)n) == 0)
+        return WRITE_DONE;
+    if (errno != ETIMEDOUT)
+        return WRITE_FAILED;
+    log_info("client %u: took no bytes for %.1f s: disconnected as a slow consumer", id,
+             server->opt->write_timeout_ms / 1000.0);
+    if (shutdown(fd, SHUT_RDWR) != 0 && errno != ENOTCONN)
+        log_warn("shutdown client %u: %s", id, strerror(errno));
+    return WRITE_TOO_SLOW;
+}
+
 /* Tell a client it cannot be taken, and close it. It has no ID, so no one else writes to it. */
 static void refuse(int fd, const char *reason)
 {

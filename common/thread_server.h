@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "options.h"
 #include "reader.h"
@@ -39,7 +40,7 @@ struct thread_server {
     frame_batch_fn *forward; /* called with join's conn as its ctx */
     void (*leave)(void *conn, struct client_thread *t, enum read_end end);
     void (*print_stats)(void); /* --stats-interval: print the counters (server_print_stats) */
-    uint64_t refusals; /* out: error frames sent to clients refused ("server full") */
+    uint64_t refusals;         /* out: error frames sent to clients refused ("server full") */
 };
 
 /*
@@ -48,6 +49,16 @@ struct thread_server {
  * did not finish. listen_fd is closed.
  */
 bool thread_server_run(struct thread_server *srv, int listen_fd);
+
+enum client_write { WRITE_DONE, WRITE_FAILED, WRITE_TOO_SLOW };
+
+/*
+ * Write all of iov to client id's socket (blocking, as a client thread writes). WRITE_FAILED:
+ * the client is gone. WRITE_TOO_SLOW: a write moved no byte for --write-timeout (the socket's
+ * SO_SNDTIMEO, set on accept): the client is a slow consumer; it is logged and its socket shut,
+ * which ends its thread. NATS's write deadline, for a thread that writes itself.
+ */
+enum client_write thread_server_write(uint32_t id, int fd, struct iovec *iov, size_t n);
 
 /* Take t off the registry, so shutdown never touches its fd: call it before the fd may be
  * closed. t stays valid until leave returns. */

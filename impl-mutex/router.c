@@ -22,10 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "conn_table.h"
 #include "frame.h"
+#include "frame_groups.h"
 #include "log.h"
 #include "net.h"
 #include "options.h"
@@ -34,6 +36,7 @@
 #include "server.h"
 #include "stats.h"
 #include "thread_server.h"
+#include "work.h"
 
 static const char *const variants[] = {"global-lock", "deadlock", "per-connection-lock", NULL};
 static const char *const variant_help[] = {
@@ -69,6 +72,8 @@ struct conn {
     int fd;
     pthread_mutex_t sock_lock; /* serializes writes to fd, except in global-lock */
     unsigned refs;             /* guarded by shared.lock */
+    bool slow; /* no more writes: it took nothing for --write-timeout. Guarded like the
+                  socket: by sock_lock, or in global-lock by shared.lock */
 };
 
 /* slide: mutex-state */
@@ -83,8 +88,8 @@ static struct {
 static struct options opt;
 static enum variant variant;
 
-/* Delivering one frame ends one of three ways; the reader counts it and tells the sender. */
-enum delivery { DELIVERED, NO_SUCH_DEST, DEST_FAILED };
+/* Delivering a destination's frames ends one of these ways; the reader counts and tells. */
+enum delivery { DELIVERED, NO_SUCH_DEST, DEST_FAILED, DEST_SLOW, DEST_EVICTED };
 
 static struct conn *conn_new(uint32_t id, int fd)
 {
@@ -128,16 +133,29 @@ static void conn_unpin(struct conn *c)
     free(c);
 }
 
+/* Write frames to c's socket, holding the lock that serializes its writes, unless it is a slow
+ * consumer: one that took no byte for --write-timeout is one from then on (thread_server_write
+ * shuts it). */
+static enum delivery write_frames(struct conn *c, struct iovec *iov, size_t n)
+{
+    if (c->slow)
+        return DEST_SLOW;
+    enum client_write w = thread_server_write(c->id, c->fd, iov, n);
+    c->slow = w == WRITE_TOO_SLOW;
+    return w == WRITE_DONE ? DELIVERED : w == WRITE_FAILED ? DEST_FAILED : DEST_EVICTED;
+}
+
 /* slide: mutex-forward */
 /* global-lock: the table lock is held across the lookup AND the write. If the destination
- * stops reading, write() blocks with the lock held and every other sender waits behind it. */
-static enum delivery deliver_global_lock(uint32_t dest, const void *bytes, size_t len)
+ * stops reading, write() blocks with the lock held and every other sender waits behind it
+ * (for --write-timeout at most: then the destination is a slow consumer, and is shut). */
+static enum delivery deliver_global_lock(uint32_t dest, struct iovec *iov, size_t n)
 {
     enum delivery d = NO_SUCH_DEST;
     pthread_mutex_lock(&shared.lock);
     struct conn *to = conn_table_get(&shared.table, dest);
     if (to)
-        d = net_write_all(to->fd, bytes, len) == 0 ? DELIVERED : DEST_FAILED;
+        d = write_frames(to, iov, n);
     pthread_mutex_unlock(&shared.lock);
     return d;
 }
@@ -145,25 +163,25 @@ static enum delivery deliver_global_lock(uint32_t dest, const void *bytes, size_
 
 /* slide: mutex-per-connection-lock */
 /* per-connection-lock (and deadlock): the table lock only finds and pins the destination; its
- * own lock keeps each frame contiguous. A full socket now stalls only its own senders. */
-static enum delivery deliver_per_connection_lock(uint32_t dest, const void *bytes, size_t len)
+ * own lock keeps each write contiguous. A full socket now stalls only its own senders. */
+static enum delivery deliver_per_connection_lock(uint32_t dest, struct iovec *iov, size_t n)
 {
     struct conn *to = conn_pin(dest);
     if (!to)
         return NO_SUCH_DEST;
     pthread_mutex_lock(&to->sock_lock);
-    int rc = net_write_all(to->fd, bytes, len);
+    enum delivery d = write_frames(to, iov, n);
     pthread_mutex_unlock(&to->sock_lock);
     conn_unpin(to);
-    return rc == 0 ? DELIVERED : DEST_FAILED;
+    return d;
 }
 /* end slide */
 
-static enum delivery deliver(uint32_t dest, const void *bytes, size_t len)
+static enum delivery deliver(uint32_t dest, struct iovec *iov, size_t n)
 {
     if (variant == GLOBAL_LOCK)
-        return deliver_global_lock(dest, bytes, len);
-    return deliver_per_connection_lock(dest, bytes, len);
+        return deliver_global_lock(dest, iov, n);
+    return deliver_per_connection_lock(dest, iov, n);
 }
 
 /* slide: mutex-deadlock */
@@ -184,50 +202,64 @@ static void deadlock_release(struct conn *c)
 }
 /* end slide */
 
-/* An error frame travels to the sender's own ID like any frame, so it takes the same lock as
- * every other write to that socket and cannot land inside another frame. */
-static void send_error(struct conn *c, const char *reason)
+/* n error frames, one reason, travel to the sender's own ID like any frame, in one write, so
+ * they take the same lock as every other write to that socket and land between frames. */
+static void send_error(struct conn *c, const char *reason, size_t n)
 {
     if (!opt.error_frames)
         return;
     uint8_t frame[PROTO_ERROR_FRAME_MAX];
-    size_t n = proto_error_frame(frame, "%s", reason);
-    if (deliver(c->id, frame, n) != DELIVERED)
+    struct iovec iov[FRAME_BATCH];
+    iov_repeat(iov, n, frame, proto_error_frame(frame, "%s", reason));
+    if (deliver(c->id, iov, n) != DELIVERED)
         return;
     pthread_mutex_lock(&shared.lock);
-    shared.stats.error_frames++;
+    shared.stats.error_frames += n;
     pthread_mutex_unlock(&shared.lock);
 }
 
-static void forward(struct conn *from, const struct frame *f)
+/* One destination's frames of one read: one write, then the counts, then the sender told:
+ * once per frame for an unknown destination, once for a destination that failed. */
+static void forward(struct conn *from, const struct frame_groups *g, size_t k)
 {
-    enum delivery d = deliver(f->dest, f->body, f->body_len);
+    const struct frame_group *grp = &g->group[k];
+    enum delivery d = deliver(grp->dest, (struct iovec *)g->iov + grp->first, grp->count);
     pthread_mutex_lock(&shared.lock);
     if (d == DELIVERED) {
-        shared.stats.frames_forwarded++;
-        shared.stats.bytes_forwarded += f->body_len;
+        shared.stats.frames_forwarded += grp->count;
+        shared.stats.bytes_forwarded += grp->bytes;
     } else {
-        shared.stats.frames_dropped++;
+        shared.stats.frames_dropped += grp->count;
     }
+    shared.stats.slow_consumers += d == DEST_EVICTED;
     pthread_mutex_unlock(&shared.lock);
 
     char reason[64];
     if (d == NO_SUCH_DEST) {
-        snprintf(reason, sizeof reason, "unknown destination %u", f->dest);
-        send_error(from, reason);
-    } else if (d == DEST_FAILED) {
-        snprintf(reason, sizeof reason, "destination %u failed", f->dest);
-        send_error(from, reason);
+        snprintf(reason, sizeof reason, "unknown destination %u", grp->dest);
+        send_error(from, reason, grp->count);
+    } else if (d != DELIVERED) {
+        snprintf(reason, sizeof reason, "destination %u %s", grp->dest,
+                 d == DEST_FAILED ? "failed" : "too slow");
+        send_error(from, reason, 1);
     }
 }
 
-/* The frames of one read, forwarded before the next read. */
+/* The frames of one read: their --work-us (in this thread, outside any lock, so in parallel
+ * with the others), then one write per destination, before the next read. */
 static bool forward_frames(void *ctx, const struct frame *frames, size_t n)
 {
     struct conn *c = ctx;
     deadlock_release(c);
-    for (size_t i = 0; i < n; i++)
-        forward(c, &frames[i]);
+    for (size_t i = 0; opt.work_us > 0 && i < n; i++)
+        work_do(frames[i].body, frames[i].body_len, opt.work_us);
+    pthread_mutex_lock(&shared.lock);
+    shared.stats.frames_worked += opt.work_us > 0 ? n : 0;
+    pthread_mutex_unlock(&shared.lock);
+    struct frame_groups g;
+    frame_groups_build(&g, frames, n);
+    for (size_t k = 0; k < g.ngroups; k++)
+        forward(c, &g, k);
     deadlock_hold(c);
     return true;
 }
@@ -264,7 +296,7 @@ static void conn_leave(void *conn, struct client_thread *t, enum read_end end)
     bool too_long = end == READ_TOO_LONG;
     deadlock_release(c);
     if (too_long)
-        send_error(c, "message too long");
+        send_error(c, "message too long", 1);
     pthread_mutex_lock(&shared.lock);
     conn_table_remove(&shared.table, c->id);
     pthread_mutex_unlock(&shared.lock);
@@ -294,9 +326,11 @@ int main(int argc, char **argv)
                                                                 : GLOBAL_LOCK;
     if (conn_table_init(&shared.table, opt.max_clients) != 0)
         log_fatal("connection table: out of memory");
-    struct thread_server srv = {
-        .opt = &opt, .join = conn_join, .forward = forward_frames, .leave = conn_leave,
-        .print_stats = print_stats};
+    struct thread_server srv = {.opt = &opt,
+                                .join = conn_join,
+                                .forward = forward_frames,
+                                .leave = conn_leave,
+                                .print_stats = print_stats};
     if (!thread_server_run(&srv, listen_fd))
         return 1;
 

@@ -36,10 +36,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "conn_table.h"
 #include "frame.h"
+#include "frame_groups.h"
 #include "log.h"
 #include "net.h"
 #include "options.h"
@@ -48,6 +51,7 @@
 #include "server.h"
 #include "stats.h"
 #include "thread_server.h"
+#include "work.h"
 
 static const struct router_info info = {
     .name = "router-naive",
@@ -58,6 +62,7 @@ static const struct router_info info = {
 struct conn {
     uint32_t id;
     int fd;
+    bool slow; /* its socket took nothing for --write-timeout: no more writes to it */
 };
 
 /* slide: naive-state */
@@ -70,8 +75,8 @@ static struct {
 
 static struct options opt;
 
-/* Delivering one frame ends one of three ways; the reader counts it and tells the sender. */
-enum delivery { DELIVERED, NO_SUCH_DEST, DEST_FAILED };
+/* Delivering a destination's frames ends one of these ways; the reader counts and tells. */
+enum delivery { DELIVERED, NO_SUCH_DEST, DEST_FAILED, DEST_SLOW, DEST_EVICTED };
 
 static struct conn *conn_new(uint32_t id, int fd)
 {
@@ -91,56 +96,79 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
+/* Write frames to c's socket, unless it is a slow consumer: one that
+ * took no byte for --write-timeout is one from then on (thread_server_write shuts it). */
+static enum delivery write_frames(struct conn *c, struct iovec *iov, size_t n)
+{
+    if (c->slow)
+        return DEST_SLOW;
+    enum client_write w = thread_server_write(c->id, c->fd, iov, n);
+    c->slow = w == WRITE_TOO_SLOW;
+    return w == WRITE_DONE ? DELIVERED : w == WRITE_FAILED ? DEST_FAILED : DEST_EVICTED;
+}
+
 /* slide: naive-forward */
-/* Look the destination up and write to it, while other threads insert, remove and write. */
-static enum delivery deliver(uint32_t dest, const void *bytes, size_t len)
+/* Look the destination up and write its frames, while other threads insert, remove and write. */
+static enum delivery deliver(uint32_t dest, struct iovec *iov, size_t n)
 {
     enum delivery d = NO_SUCH_DEST;
     struct conn *to = conn_table_get(&shared.table, dest);
     if (to)
-        d = net_write_all(to->fd, bytes, len) == 0 ? DELIVERED : DEST_FAILED;
+        d = write_frames(to, iov, n);
     return d;
 }
 /* end slide */
 
-/* An error frame travels to the sender's own ID like any frame. */
-static void send_error(struct conn *c, const char *reason)
+/* n error frames, one reason, travel to the sender's own ID like any frame, in one write. */
+static void send_error(struct conn *c, const char *reason, size_t n)
 {
     if (!opt.error_frames)
         return;
     uint8_t frame[PROTO_ERROR_FRAME_MAX];
-    size_t n = proto_error_frame(frame, "%s", reason);
-    if (deliver(c->id, frame, n) != DELIVERED)
+    struct iovec iov[FRAME_BATCH];
+    iov_repeat(iov, n, frame, proto_error_frame(frame, "%s", reason));
+    if (deliver(c->id, iov, n) != DELIVERED)
         return;
-    shared.stats.error_frames++;
+    shared.stats.error_frames += n;
 }
 
-static void forward(struct conn *from, const struct frame *f)
+/* One destination's frames of one read: one write, then the counts, then the sender told:
+ * once per frame for an unknown destination, once for a destination that failed. */
+static void forward(struct conn *from, const struct frame_groups *g, size_t k)
 {
-    enum delivery d = deliver(f->dest, f->body, f->body_len);
+    const struct frame_group *grp = &g->group[k];
+    enum delivery d = deliver(grp->dest, (struct iovec *)g->iov + grp->first, grp->count);
     if (d == DELIVERED) {
-        shared.stats.frames_forwarded++;
-        shared.stats.bytes_forwarded += f->body_len;
+        shared.stats.frames_forwarded += grp->count;
+        shared.stats.bytes_forwarded += grp->bytes;
     } else {
-        shared.stats.frames_dropped++;
+        shared.stats.frames_dropped += grp->count;
     }
+    shared.stats.slow_consumers += d == DEST_EVICTED;
 
     char reason[64];
     if (d == NO_SUCH_DEST) {
-        snprintf(reason, sizeof reason, "unknown destination %u", f->dest);
-        send_error(from, reason);
-    } else if (d == DEST_FAILED) {
-        snprintf(reason, sizeof reason, "destination %u failed", f->dest);
-        send_error(from, reason);
+        snprintf(reason, sizeof reason, "unknown destination %u", grp->dest);
+        send_error(from, reason, grp->count);
+    } else if (d != DELIVERED) {
+        snprintf(reason, sizeof reason, "destination %u %s", grp->dest,
+                 d == DEST_FAILED ? "failed" : "too slow");
+        send_error(from, reason, 1);
     }
 }
 
-/* The frames of one read, forwarded before the next read. */
+/* The frames of one read: their --work-us (in this thread, so in parallel with the others),
+ * then one write per destination, before the next read. */
 static bool forward_frames(void *ctx, const struct frame *frames, size_t n)
 {
     struct conn *c = ctx;
-    for (size_t i = 0; i < n; i++)
-        forward(c, &frames[i]);
+    for (size_t i = 0; opt.work_us > 0 && i < n; i++)
+        work_do(frames[i].body, frames[i].body_len, opt.work_us);
+    shared.stats.frames_worked += opt.work_us > 0 ? n : 0;
+    struct frame_groups g;
+    frame_groups_build(&g, frames, n);
+    for (size_t k = 0; k < g.ngroups; k++)
+        forward(c, &g, k);
     return true;
 }
 
@@ -169,7 +197,7 @@ static void conn_leave(void *conn, struct client_thread *t, enum read_end end)
     struct conn *c = conn;
     bool too_long = end == READ_TOO_LONG;
     if (too_long)
-        send_error(c, "message too long");
+        send_error(c, "message too long", 1);
     conn_table_remove(&shared.table, c->id);
     if (too_long)
         net_linger(c->fd, NET_LINGER_MS);
@@ -188,9 +216,11 @@ int main(int argc, char **argv)
     int listen_fd = server_start(argc, argv, &info, &opt);
     if (conn_table_init(&shared.table, opt.max_clients) != 0)
         log_fatal("connection table: out of memory");
-    struct thread_server srv = {
-        .opt = &opt, .join = conn_join, .forward = forward_frames, .leave = conn_leave,
-        .print_stats = print_stats};
+    struct thread_server srv = {.opt = &opt,
+                                .join = conn_join,
+                                .forward = forward_frames,
+                                .leave = conn_leave,
+                                .print_stats = print_stats};
     if (!thread_server_run(&srv, listen_fd))
         return 1;
 

@@ -11,7 +11,6 @@
  * callback that runs long (a slow write to a log, a costly computation) delays every client.
  */
 #include <inttypes.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -32,6 +31,8 @@
 #include "proto.h"
 #include "server.h"
 #include "stats.h"
+#include "uv_server.h"
+#include "work.h"
 
 static const struct router_info info = {
     .name = "router-reactor",
@@ -46,8 +47,7 @@ static const struct router_info info = {
 /* slide: reactor-state */
 struct router {
     uv_loop_t loop;
-    uv_tcp_t listener;
-    uv_signal_t sigint, sigterm;
+    struct uv_server srv;     /* the listener, signals, timers (common/uv_server.h) */
     uv_prepare_t before_poll; /* runs once a turn, just before the loop waits */
     struct conn_table conns;  /* ID -> struct conn, for OPEN conns */
     size_t clients;           /* given an ID and not closed yet: what --max-clients limits */
@@ -91,6 +91,9 @@ struct conn {
     struct list dirty_link; /* in r->dirty while out has bytes to write */
     struct list all_link;   /* in r->all until freed */
     uint32_t told_about;    /* the last departed destination this sender was told about */
+
+    struct write_watch watch; /* while sent has a uv_write in flight: --write-timeout */
+    bool slow;                /* disconnected as a slow consumer */
 };
 
 /* Bytes queued for c that the kernel has not taken yet: what --max-pending limits. */
@@ -146,6 +149,19 @@ static void send_error(struct conn *c, const char *fmt, ...)
     enqueue(c, 0, frame, len);
 }
 
+/* Tell s, once, that d is gone with frames of s still queued, or while s waited for it - unless
+ * the queue of s is full: it is not reading, and must not grow it. */
+static void tell_departed(struct conn *s, struct conn *d)
+{
+    if (s->told_about == d->id || over_limit(s))
+        return;
+    s->told_about = d->id;
+    if (d->slow)
+        send_error(s, "destination %" PRIu32 " too slow, frames dropped", d->id);
+    else
+        send_error(s, "destination %" PRIu32 " disconnected, frames dropped", d->id);
+}
+
 /*
  * A write of o to d finished or failed: its first `written` bytes reached the kernel and the
  * rest never will. This is the one place frames are counted, so each is counted exactly once:
@@ -169,10 +185,8 @@ static void settle(struct conn *d, struct outbuf *o, size_t written)
         }
         r->stats.frames_dropped++;
         struct conn *s = conn_table_get(&r->conns, q.sender);
-        if (s && s->told_about != d->id && !over_limit(s)) {
-            s->told_about = d->id;
-            send_error(s, "destination %" PRIu32 " disconnected, frames dropped", d->id);
-        }
+        if (s)
+            tell_departed(s, d);
     }
     outbuf_clear(o);
 }
@@ -202,6 +216,7 @@ static void on_close(uv_handle_t *handle)
     settle(c, &c->sent, c->sent_done); /* a write that failed or was cancelled */
     settle(c, &c->out, 0);
     list_remove(&c->all_link);
+    write_watch_stop(&c->watch);
     inbuf_free(&c->in);
     outbuf_free(&c->out);
     outbuf_free(&c->sent);
@@ -338,20 +353,31 @@ static void resume(struct conn *s)
 }
 /* end slide */
 
+/* Would len more bytes take q's queue past --max-pending? One frame always fits an empty
+ * queue, however long: so a queue holds at most --max-pending bytes, or one longer frame. */
+static bool no_room(const struct conn *q, size_t len)
+{
+    return queued(q) > 0 && queued(q) + len > q->r->opt.max_pending;
+}
+
 /*
- * Queue frame f from s for its destination. If the queue it needs is full, block s and return
- * false: the frame stays in s's buffer. A frame for an unknown destination is dropped and
- * counted, and turns into an error frame for its sender, so that one needs room in the sender's
- * own queue.
+ * Queue frame f from s for its destination. If the queue it needs has no room, block s and
+ * return false: the frame stays in s's buffer. A frame for an unknown destination is dropped
+ * and counted, and turns into an error frame for its sender, so that one needs room in the
+ * sender's own queue. A frame that goes on gets its --work-us here, on the loop, once.
  */
 static bool route(struct conn *s, const struct frame *f)
 {
     struct router *r = s->r;
     struct conn *d = conn_table_get(&r->conns, f->dest);
     struct conn *q = d ? d : s;
-    if ((d || r->opt.error_frames) && over_limit(q)) {
+    if ((d || r->opt.error_frames) && no_room(q, d ? f->body_len : PROTO_ERROR_FRAME_MAX)) {
         block(s, q);
         return false;
+    }
+    if (r->opt.work_us > 0) {
+        work_do(f->body, f->body_len, r->opt.work_us);
+        r->stats.frames_worked++;
     }
     if (d) {
         enqueue(d, s->id, f->body, f->body_len);
@@ -411,6 +437,7 @@ static void after_write(struct conn *c)
 static void on_write(uv_write_t *req, int status)
 {
     struct conn *c = req->data;
+    write_watch_stop(&c->watch);
     if (status != 0) {
         if (status != UV_ECANCELED)
             log_debug("client %" PRIu32 ": write: %s", c->id, uv_strerror(status));
@@ -433,7 +460,10 @@ static int write_rest(struct conn *c, size_t done)
     c->out = t;
     c->sent_done = done;
     uv_buf_t buf = {.base = (char *)c->sent.bytes + done, .len = c->sent.len - done};
-    return uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+    int rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+    if (rc == 0)
+        write_watch_start(&c->r->srv, &c->watch, buf.len);
+    return rc;
 }
 
 /* slide: reactor-flush */
@@ -456,6 +486,24 @@ static void flush(struct conn *c)
     after_write(c);
 }
 /* end slide */
+
+/*
+ * A slow consumer: its socket took no byte for --write-timeout. Like NATS's write deadline, it
+ * is disconnected, whatever it had queued is dropped and counted, and every sender that loses
+ * a frame or waits on it is told, and goes on.
+ */
+static void evict(void *data, struct write_watch *w)
+{
+    struct router *r = data;
+    struct conn *c = list_entry(w, struct conn, watch);
+    r->stats.slow_consumers++;
+    log_info("client %" PRIu32 ": took no bytes for %.1f s: disconnected as a slow consumer", c->id,
+             r->opt.write_timeout_ms / 1000.0);
+    c->slow = true;
+    for (struct list *n = c->waiters.next; n != &c->waiters; n = n->next)
+        tell_departed(list_entry(n, struct conn, wait_link), c);
+    conn_close(c); /* on_close settles its queue: the senders of those frames are told too */
+}
 
 /*
  * Runs once a turn, after that turn's callbacks and just before the loop waits for I/O: resume
@@ -491,14 +539,12 @@ static struct conn *conn_new(struct router *r)
     list_init(&c->wait_link);
     list_init(&c->waiters);
     list_init(&c->dirty_link);
+    write_watch_init(&c->watch, (uv_stream_t *)&c->tcp);
     list_push(&r->all, &c->all_link);
     return c;
 }
 
-/*
- * A client is waiting in the listen queue. libuv handles EMFILE itself without spinning: it
- * frees a spare descriptor, accepts and closes the waiting clients, and reserves it again.
- */
+/* A client is waiting in the listen queue. */
 static void on_connection(uv_stream_t *listener, int status)
 {
     struct router *r = listener->data;
@@ -519,9 +565,10 @@ static void on_connection(uv_stream_t *listener, int status)
      * counts until on_close: the limit bounds the descriptors clients hold, not just IDs. */
     if (r->clients >= r->opt.max_clients || !ids_next(&r->ids, &c->id) ||
         !conn_table_put(&r->conns, c->id, c)) {
-        c->id = 0;
-        send_error(c, "server full");
-        conn_quit(c);
+        c->id = 0; /* over --max-clients: told, and closed now (uv_server.h) */
+        if (uv_server_tell_full(&r->srv, &c->tcp))
+            r->stats.error_frames++;
+        conn_close(c);
         return;
     }
     c->state = OPEN;
@@ -535,22 +582,19 @@ static void on_connection(uv_stream_t *listener, int status)
 }
 
 /* SIGINT or SIGTERM: close every handle. uv_run returns once the last close callback ran. */
-static void on_signal(uv_signal_t *sig, int signum)
+static void on_stop(void *data)
 {
-    struct router *r = sig->data;
-    log_debug("signal %d: shutting down", signum);
-    uv_close((uv_handle_t *)&r->listener, NULL);
-    uv_close((uv_handle_t *)&r->sigint, NULL);
-    uv_close((uv_handle_t *)&r->sigterm, NULL);
+    struct router *r = data;
+    uv_server_close(&r->srv);
     uv_close((uv_handle_t *)&r->before_poll, NULL);
     for (struct list *n = r->all.next; n != &r->all; n = n->next)
         conn_close(list_entry(n, struct conn, all_link));
 }
 
-static void must(int rc, const char *what)
+static void print_stats(void *data)
 {
-    if (rc != 0)
-        log_fatal("%s: %s", what, uv_strerror(rc));
+    struct router *r = data;
+    server_print_stats(&info, &r->stats);
 }
 
 static void router_start(struct router *r, int listen_fd)
@@ -561,19 +605,22 @@ static void router_start(struct router *r, int listen_fd)
     list_init(&r->all);
     list_init(&r->dirty);
     list_init(&r->ready);
-
-    must(uv_loop_init(&r->loop), "uv_loop_init");
-    must(uv_tcp_init(&r->loop, &r->listener), "uv_tcp_init");
-    must(uv_tcp_open(&r->listener, listen_fd), "uv_tcp_open"); /* makes it non-blocking */
-    must(uv_listen((uv_stream_t *)&r->listener, SOMAXCONN, on_connection), "uv_listen");
-    must(uv_signal_init(&r->loop, &r->sigint), "uv_signal_init");
-    must(uv_signal_start(&r->sigint, on_signal, SIGINT), "uv_signal_start");
-    must(uv_signal_init(&r->loop, &r->sigterm), "uv_signal_init");
-    must(uv_signal_start(&r->sigterm, on_signal, SIGTERM), "uv_signal_start");
-    must(uv_prepare_init(&r->loop, &r->before_poll), "uv_prepare_init");
-    must(uv_prepare_start(&r->before_poll, on_before_poll), "uv_prepare_start");
-    r->listener.data = r->sigint.data = r->sigterm.data = r->before_poll.data = r;
-    server_signals_ready(); /* a signal that came since server_start is taken now */
+    int rc = uv_loop_init(&r->loop);
+    if (rc == 0)
+        rc = uv_prepare_init(&r->loop, &r->before_poll);
+    if (rc == 0)
+        rc = uv_prepare_start(&r->before_poll, on_before_poll);
+    if (rc != 0)
+        log_fatal("libuv: %s", uv_strerror(rc));
+    r->before_poll.data = r;
+    r->srv = (struct uv_server){.loop = &r->loop,
+                                .opt = &r->opt,
+                                .data = r,
+                                .on_connection = on_connection,
+                                .on_stop = on_stop,
+                                .print_stats = print_stats,
+                                .on_stalled = evict};
+    uv_server_start(&r->srv, listen_fd, true);
 }
 
 int main(int argc, char **argv)

@@ -275,6 +275,12 @@ int main(int argc, char **argv)
              .property = PROP_STRESS),
         CASE(all_to_all_50_clients_deliver_every_frame_once_intact, .needs_forwarding = true,
              .property = PROP_STRESS),
+        CASE(slow_consumer_is_disconnected_after_the_write_timeout, ARGS("--write-timeout", "1"),
+             .needs_forwarding = true),
+        CASE(error_frames_a_sender_never_reads_do_not_stall_others, .needs_forwarding = true,
+             .property = PROP_ISOLATES),
+        CASE(sigterm_right_after_listening_exits_zero_every_time),
+        CASE(too_few_descriptors_every_client_gets_an_id_or_server_full, .nofile = 64),
     };
     /* Against a router that does not forward, as expected, a case that needs forwarding could
      * only time out: it is not run, and the table names it. */

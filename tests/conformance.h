@@ -45,6 +45,7 @@ struct case_spec {
     const char *const *args;   /* router options added for this case, NULL-terminated, or NULL */
     bool needs_forwarding;     /* meaningless against a router that does not forward */
     enum property property;    /* PROP_NONE, or the property whose observation the case is */
+    long nofile;               /* > 0: the router's open-file limit */
     void (*run)(void **state); /* the case itself; cmocka calls fx_run_case, which calls it */
 };
 
@@ -126,9 +127,26 @@ void fx_close(struct fixture *f, struct peer *p);
 void fx_send(struct fixture *f, struct peer *from, uint32_t dest, const void *payload, size_t len);
 void fx_send_raw(struct fixture *f, struct peer *from, const void *bytes, size_t len);
 
+#define FX_OFFER_STALL_MS 300  /* a sender's writes have stalled if none moves for this long */
+#define FX_OFFER_LIMIT_MS 5000 /* an offer gives up after this long anyway */
+
+/*
+ * Write copies of frame[0, len) from p, non-blocking, until the router stops taking them (no
+ * progress for FX_OFFER_STALL_MS), max bytes are written or FX_OFFER_LIMIT_MS pass. Returns
+ * the bytes written;
+ * *stalled says which, and *partial how much of the last copy went out (0: it is whole). p
+ * stays non-blocking.
+ */
+size_t fx_offer(struct fixture *f, struct peer *p, const uint8_t *frame, size_t len, size_t max,
+                bool *stalled, size_t *partial);
+
 /* Expect exactly this payload as the next frame within timeout_ms. */
 void fx_expect_frame(struct fixture *f, struct peer *p, const void *want, size_t len,
                      int timeout_ms);
+/* A sends B a frame: the milliseconds it took to arrive, or -1 if it did not within ms (any
+ * other answer fails the case). For the isolation cases, while someone else jams the router. */
+int64_t fx_time_frame(struct fixture *f, struct peer *a, struct peer *b, int ms);
+
 /* Expect an error frame (0xFF first) whose reason contains `reason`. */
 void fx_expect_error(struct fixture *f, struct peer *p, const char *reason, int timeout_ms);
 /* Expect the router to close the connection, with no frame before it. */
@@ -158,7 +176,7 @@ void fx_property_holds(struct fixture *f);
 _Noreturn void fx_property_fails(struct fixture *f, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* The cases, one function each (conformance_cases.c, conformance_load.c). */
+/* The cases, one function each (conformance_cases.c, conformance_load.c, conformance_faults.c). */
 void id_arrives_first_and_ids_are_distinct(void **state);
 void frames_are_forwarded_between_two_clients(void **state);
 void two_clients_exchange_both_ways(void **state);
@@ -182,5 +200,9 @@ void stalled_reader_keeps_router_memory_bounded(void **state);
 void flooded_client_sent_away_still_reads_its_error_frame(void **state);
 void per_pair_order_holds_over_10000_frames(void **state);
 void all_to_all_50_clients_deliver_every_frame_once_intact(void **state);
+void slow_consumer_is_disconnected_after_the_write_timeout(void **state);
+void error_frames_a_sender_never_reads_do_not_stall_others(void **state);
+void sigterm_right_after_listening_exits_zero_every_time(void **state);
+void too_few_descriptors_every_client_gets_an_id_or_server_full(void **state);
 
 #endif

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "conformance.h"
+#include "net.h"
 #include "proto.h"
 
 void fx_sleep_ms(int ms)
@@ -217,7 +218,7 @@ int fx_setup(void **state)
         fixture_free(f);
         return -1;
     }
-    if (router_proc_start(argv, f->stderr_fd, &f->router) != 0) {
+    if (router_proc_start_limited(argv, f->stderr_fd, spec->nofile, &f->router) != 0) {
         char added[256] = "";
         for (int i = 0, o = 0; i < extra && o < (int)sizeof added; i++)
             o += snprintf(added + o, sizeof added - (size_t)o, " %s", spec->args[i]);
@@ -563,4 +564,52 @@ void fx_expect_nothing(struct fixture *f, struct peer *p, int ms)
                 fx_render(p->c.buf, p->c.len, got, sizeof got));
     fx_fail(f, "%s expected nothing to arrive for %d ms; got %s", p->name, ms,
             fx_describe_recv(rc, rx, got, sizeof got));
+}
+
+size_t fx_offer(struct fixture *f, struct peer *p, const uint8_t *frame, size_t len, size_t max,
+                bool *stalled, size_t *partial)
+{
+    if (net_set_nonblocking(p->c.fd) != 0)
+        fx_fail(f, "fcntl O_NONBLOCK: %s", strerror(errno));
+    size_t sent = 0, off = 0;
+    int64_t start = clock_now_ms();
+    *stalled = false;
+    while (sent < max && clock_now_ms() - start < FX_OFFER_LIMIT_MS) {
+        ssize_t n = write(p->c.fd, frame + off, len - off);
+        if (n >= 0) {
+            sent += (size_t)n;
+            off = (off + (size_t)n) % len;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            fx_fail(f, "%s could not keep writing: %s", p->name, strerror(errno));
+        struct pollfd pfd = {.fd = p->c.fd, .events = POLLOUT};
+        int rc = poll(&pfd, 1, FX_OFFER_STALL_MS);
+        if (rc == 0) {
+            *stalled = true;
+            break;
+        }
+        if (rc < 0 && errno != EINTR)
+            fx_fail(f, "poll: %s", strerror(errno));
+    }
+    *partial = off;
+    return sent;
+}
+
+int64_t fx_time_frame(struct fixture *f, struct peer *a, struct peer *b, int ms)
+{
+    static const char msg[] = "past the jam";
+    int64_t start = clock_now_ms();
+    fx_send(f, a, b->c.id, msg, strlen(msg));
+    char buf[64], got[320];
+    ssize_t rc = client_recv(&b->c, buf, sizeof buf, ms);
+    int64_t took = clock_now_ms() - start;
+    if (rc == (ssize_t)strlen(msg) && memcmp(buf, msg, strlen(msg)) == 0)
+        return took;
+    if (rc != CLIENT_TIMEOUT)
+        fx_fail(f, "%s expected \"%s\" from %s; got %s", b->name, msg, a->name,
+                fx_describe_recv(rc, buf, got, sizeof got));
+    return -1;
 }

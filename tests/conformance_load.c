@@ -358,8 +358,6 @@ void all_to_all_50_clients_deliver_every_frame_once_intact(void **state)
 
 #define FLOOD_FRAME 16384            /* payload bytes per flood frame */
 #define FLOOD_MAX ((size_t)64 << 20) /* offered at most while others exchange frames */
-#define FLOOD_STALL_MS 300           /* the flood has stalled if F cannot write for this long */
-#define FLOOD_LIMIT_MS 5000
 #define ISOLATION_MS 2000 /* a second is the bar; the margin is for loaded, sanitized runs */
 
 /* F sends frames to dest until its writes stall or max bytes are offered. Returns bytes sent. */
@@ -369,32 +367,8 @@ static size_t flood(struct fixture *f, struct peer *from, uint32_t dest, size_t 
     frame_put_u32(frame, dest);
     memset(frame + 4, 'f', FLOOD_FRAME);
     frame[sizeof frame - 1] = '\0';
-    if (net_set_nonblocking(from->c.fd) != 0)
-        fx_fail(f, "fcntl O_NONBLOCK: %s", strerror(errno));
-    size_t sent = 0, off = 0;
-    int64_t start = clock_now_ms();
-    *stalled = false;
-    while (sent < max && clock_now_ms() - start < FLOOD_LIMIT_MS) {
-        ssize_t n = write(from->c.fd, frame + off, sizeof frame - off);
-        if (n >= 0) {
-            sent += (size_t)n;
-            off = (off + (size_t)n) % sizeof frame;
-            continue;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN)
-            fx_fail(f, "%s could not keep writing its flood: %s", from->name, strerror(errno));
-        struct pollfd p = {.fd = from->c.fd, .events = POLLOUT};
-        int rc = poll(&p, 1, FLOOD_STALL_MS);
-        if (rc == 0) {
-            *stalled = true;
-            break;
-        }
-        if (rc < 0 && errno != EINTR)
-            fx_fail(f, "poll: %s", strerror(errno));
-    }
-    return sent;
+    size_t partial;
+    return fx_offer(f, from, frame, sizeof frame, max, stalled, &partial);
 }
 
 void slow_consumer_does_not_stall_other_clients(void **state)
@@ -407,18 +381,9 @@ void slow_consumer_does_not_stall_other_clients(void **state)
     size_t sent = flood(f, fl, s->c.id, FLOOD_MAX, &stalled);
     double mib = (double)sent / (1 << 20);
 
-    static const char msg[] = "past the jam";
-    int64_t start = clock_now_ms();
-    fx_send(f, a, b->c.id, msg, strlen(msg));
-    char buf[64], got[320];
-    ssize_t rc = client_recv(&b->c, buf, sizeof buf, ISOLATION_MS);
-    int64_t took = clock_now_ms() - start;
-    bool arrived = rc == (ssize_t)strlen(msg) && memcmp(buf, msg, strlen(msg)) == 0;
-    if (!arrived && rc != CLIENT_TIMEOUT)
-        fx_fail(f, "B expected \"%s\" from A; got %s", msg,
-                fx_describe_recv(rc, buf, got, sizeof got));
+    int64_t took = fx_time_frame(f, a, b, ISOLATION_MS);
     fx_close(f, s); /* lets a jammed router go, before the verdict */
-    if (!arrived)
+    if (took < 0)
         fx_property_fails(f,
                           "A's frame to B did not arrive within %d ms while F's %.1f MiB flood "
                           "to S (never reading) %s",
