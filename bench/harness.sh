@@ -11,8 +11,10 @@
 # (utime + stime) from /proc. Runs are numbered per KEY and BENCH; the first
 # WARMUPS are hyperfine's warmup runs: their figures are left out of the report, but their
 # frames are integrity-checked like all others.
-# Environment (from run.sh): BENCH_ROUTER_CPUS and BENCH_LOADGEN_CPU pin the two with taskset;
-# BENCH_STOP_GRACE is how long the router gets to exit after SIGTERM before SIGKILL (2 s).
+# Environment (from run.sh): BENCH_ROUTER_CPUS and BENCH_LOADGEN_CPU pin the two with taskset
+# (BENCH_ROUTER_FREE=yes leaves the router free to use every core); BENCH_ROUTER_ARGS are added
+# to the router's command (the cpu scenario's --work-us); BENCH_STOP_GRACE is how long the router
+# gets to exit after SIGTERM before SIGKILL (2 s).
 # Exit status: loadgen's, or 1 if the router could not be started.
 set -uo pipefail
 
@@ -69,7 +71,9 @@ free_port() { # a port no socket uses, in any state
 # ---- start the router ----
 # run.sh may pin the router and loadgen to separate CPUs (BENCH_ROUTER_CPUS, BENCH_LOADGEN_CPU).
 router_pin=() loadgen_pin=()
-[ -n "${BENCH_ROUTER_CPUS:-}" ] && router_pin=(taskset -c "$BENCH_ROUTER_CPUS")
+[ -n "${BENCH_ROUTER_CPUS:-}" ] && [ "${BENCH_ROUTER_FREE:-}" != yes ] &&
+    router_pin=(taskset -c "$BENCH_ROUTER_CPUS")
+[ -n "${BENCH_ROUTER_ARGS:-}" ] && cmd="$cmd $BENCH_ROUTER_ARGS"
 [ -n "${BENCH_LOADGEN_CPU:-}" ] && loadgen_pin=(taskset -c "$BENCH_LOADGEN_CPU")
 : > "$tmp/stdout"
 port=""

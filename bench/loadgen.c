@@ -372,6 +372,14 @@ static void write_json(FILE *f, const struct loadgen *lg, const struct figures *
         fprintf(f, "%d", lg->router_threads);
     else
         fputs("null", f);
+    if (lg->usage_samples == 2) {
+        const struct proc_usage *a = &lg->usage[0], *b = &lg->usage[1];
+        fprintf(f,
+                ",\"router_window\":{\"cpu_s\":%.3f,\"syscr\":%lld,\"syscw\":%lld,"
+                "\"ctxt\":%lld,\"frames\":%llu}",
+                b->cpu_s - a->cpu_s, b->syscr - a->syscr, b->syscw - a->syscw, b->ctxt - a->ctxt,
+                (unsigned long long)lg->window_frames);
+    }
     fprintf(f, ",\"loadgen_cpu_s\":%.3f,\"elapsed_s\":%.3f}\n", fig->cpu_s, fig->elapsed_s);
 }
 
@@ -504,6 +512,7 @@ static int setup_loop(struct loadgen *lg)
         (rc = uv_timer_init(lg->loop, &lg->end_timer)) != 0 ||
         (rc = uv_timer_init(lg->loop, &lg->drain_timer)) != 0 ||
         (rc = uv_timer_init(lg->loop, &lg->deadline_timer)) != 0 ||
+        (rc = uv_timer_init(lg->loop, &lg->window_timer)) != 0 ||
         (rc = uv_check_init(lg->loop, &lg->flusher)) != 0 ||
         (rc = uv_idle_init(lg->loop, &lg->nudge)) != 0) {
         fprintf(stderr, "loadgen: libuv: %s\n", uv_strerror(rc));

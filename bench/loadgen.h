@@ -25,6 +25,7 @@
 
 #include "histogram.h"
 #include "payload.h"
+#include "proc_probe.h"
 
 enum scenario {
     SC_PINGPONG,      /* one pair, one frame in flight: round-trip time */
@@ -135,6 +136,7 @@ struct loadgen {
     unsigned ndirty;
 
     uv_timer_t connect_timer, flood_timer, end_timer, drain_timer, deadline_timer;
+    uv_timer_t window_timer; /* samples the router's /proc counters as the window opens, shuts */
     uv_check_t flusher;
     uv_idle_t nudge; /* keeps the loop from blocking while frames wait to be flushed */
     uv_poll_t tick;  /* open loop: a timerfd, for microsecond send times */
@@ -163,6 +165,8 @@ struct loadgen {
     uint64_t flood_frames, flood_bytes, flood_errors;
     bool flood_closed;           /* the router closed the flooder or the stalled receiver */
     long rss_start_kib, rss_kib; /* the router's VmRSS before connecting, and at the end */
+    struct proc_usage usage[2];  /* the router's, as the measured window opened and shut */
+    int usage_samples;           /* how many of them were read */
     int router_threads;          /* at the end, with everything still connected */
     double connect_s;
 };

@@ -52,12 +52,14 @@ mkdir -p "$out/raw/hyperfine" "$out/logs"
 # ---- what to run ----
 if [ "$mode" = full ]; then
     warmups=1 runs=3 few=2 warm=0.2 dur=1 drain=3
-    idles="0 1000 5000"
+    idles="0 1000 5000 10000"
     factors="0.05 0.2 0.5 0.9 1.3"
+    works="0 10 25 50"
 else
     warmups=0 runs=1 few=1 warm=0.05 dur=0.2 drain=2
-    idles="0 1000 5000"
+    idles="0 1000 5000 10000"
     factors="0.1 0.6 1.3"
+    works="0 10 25 50"
 fi
 common="--warmup $warm --duration $dur --drain $drain"
 [ "$mode" = quick ] && export BENCH_STOP_GRACE=1
@@ -205,7 +207,9 @@ bench_one() { # bench_one KEY BENCH WARMUPS RUNS LOADGEN_ARGS...
 
 nidles=$(echo $idles | wc -w)
 nrates=$(echo $factors | wc -w)
-total=$((nrouters * (5 + nidles + nrates)))
+nworks=$(echo $works | wc -w)
+nworkers=$(cut -f1 "$routers" | grep -cv '^relay$\|^extra-' || true)
+total=$((nrouters * (5 + nidles + nrates) + nworkers * nworks))
 echo "bench: $mode run of $nrouters routers (the relay floor included), $total benchmarks; results in ${out#"$repo"/}"
 
 # Phase 1: everything but the open loop, scenario by scenario. Every router, the relay floor
@@ -223,7 +227,7 @@ for key in $keys; do
     bench_one "$key" pingpong $warmups $runs pingpong $common
     if ! alive "$key"; then
         echo "bench: $key never started listening: skipping its other scenarios (see logs/$key.router.log)" >&2
-        total=$((total - 4 - nidles - nrates))
+        case $key in relay | extra-*) total=$((total - 4 - nidles - nrates)) ;; *) total=$((total - 4 - nidles - nrates - nworks)) ;; esac
     fi
 done
 scenario pairs $warmups $runs pairs $common
@@ -233,6 +237,20 @@ scenario slow-consumer 0 $few slow-consumer $common
 for idle in $idles; do
     scenario conn-$idle 0 $few connections --idle "$idle" $common
 done
+
+# The cpu scenario: 16 pairs, each frame given --work-us of CPU work by the router, which is
+# free to use every core (loadgen stays on its own). The routers only, for their ratio to
+# router-reactor at the same work: the relay floor does no work, and an extra router may not
+# know --work-us.
+export BENCH_ROUTER_FREE=yes
+for work in $works; do
+    export BENCH_ROUTER_ARGS="--work-us $work"
+    for key in $keys; do
+        case $key in relay | extra-*) continue ;; esac
+        if alive "$key"; then bench_one "$key" cpu-$work $warmups $runs pairs $common; fi
+    done
+done
+unset BENCH_ROUTER_FREE BENCH_ROUTER_ARGS
 
 # Phase 2: the open loop, at rates from light load to past the slowest router's limit (its
 # pipelined 64-byte throughput from phase 1), the same rates for every router.

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -92,17 +93,33 @@ static void *client_thread_main(void *arg)
     return NULL;
 }
 
+#ifndef PR_FUTEX_HASH /* linux/prctl.h from 6.16 */
+#define PR_FUTEX_HASH 78
+#define PR_FUTEX_HASH_SET_SLOTS 1
+#endif
+#define FUTEX_HASH_MAX_SLOTS 65536
+
+void thread_server_size_futex_hash(size_t waiters)
+{
+    unsigned long slots = 16;
+    while (slots < waiters && slots < FUTEX_HASH_MAX_SLOTS)
+        slots *= 2;
+    if (prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, slots, 0, 0) != 0)
+        log_debug("prctl PR_FUTEX_HASH: %s (a kernel before 6.16 has one hash for all)",
+                  strerror(errno));
+}
+
 enum client_write thread_server_write(uint32_t id, int fd, struct iovec *iov, size_t n)
 {
     if (net_writev_all(fd, iov, (int)n) == 0)
-        return WRITE_DONE;
+        return WRITTEN;
     if (errno != ETIMEDOUT)
-        return WRITE_FAILED;
+        return WRITE_GONE;
     log_info("client %u: took no bytes for %.1f s: disconnected as a slow consumer", id,
              server->opt->write_timeout_ms / 1000.0);
     if (shutdown(fd, SHUT_RDWR) != 0 && errno != ENOTCONN)
         log_warn("shutdown client %u: %s", id, strerror(errno));
-    return WRITE_TOO_SLOW;
+    return WRITE_TIMED_OUT;
 }
 
 /* Tell a client it cannot be taken, and close it. It has no ID, so no one else writes to it. */

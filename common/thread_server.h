@@ -50,15 +50,24 @@ struct thread_server {
  */
 bool thread_server_run(struct thread_server *srv, int listen_fd);
 
-enum client_write { WRITE_DONE, WRITE_FAILED, WRITE_TOO_SLOW };
+enum client_write { WRITTEN, WRITE_GONE, WRITE_TIMED_OUT };
 
 /*
- * Write all of iov to client id's socket (blocking, as a client thread writes). WRITE_FAILED:
- * the client is gone. WRITE_TOO_SLOW: a write moved no byte for --write-timeout (the socket's
+ * Write all of iov to client id's socket (blocking, as a client thread writes). WRITE_GONE: the
+ * client is gone. WRITE_TIMED_OUT: a write moved no byte for --write-timeout (the socket's
  * SO_SNDTIMEO, set on accept): the client is a slow consumer; it is logged and its socket shut,
  * which ends its thread. NATS's write deadline, for a thread that writes itself.
  */
 enum client_write thread_server_write(uint32_t id, int fd, struct iovec *iov, size_t n);
+
+/*
+ * Size this process's futex hash for about `waiters` threads blocked at once on their own
+ * condition variables. Linux 6.16 gives each process a private hash of 16 buckets per few CPUs,
+ * so with thousands of threads waiting (router-channels' writers) every wake-up walks a chain
+ * of thousands: at 5,000 idle clients that cost router-channels 90% of its round trips. Call it
+ * before creating threads; on older kernels it does nothing.
+ */
+void thread_server_size_futex_hash(size_t waiters);
 
 /* Take t off the registry, so shutdown never touches its fd: call it before the fd may be
  * closed. t stays valid until leave returns. */

@@ -110,7 +110,9 @@ int channel_send(struct channel *ch, const void *item, int timeout_ms)
     return rc;
 }
 
-int channel_recv(struct channel *ch, void *item, int timeout_ms)
+/* Take up to max of the oldest items into items, waiting as channel_recv does. Returns how
+ * many were taken, or CHANNEL_TIMEOUT or CHANNEL_CLOSED; *queued how many there were. */
+static int take(struct channel *ch, void *items, size_t max, int timeout_ms, size_t *queued)
 {
     struct timespec deadline;
     if (timeout_ms > 0)
@@ -121,11 +123,19 @@ int channel_recv(struct channel *ch, void *item, int timeout_ms)
     for (bool time_is_up = false;;) {
         /* Items queued before the close are still delivered: check for them first. */
         if (ch->len > 0) {
-            memcpy(item, ch->ring + ch->head * ch->item_size, ch->item_size);
-            rc = (int)ch->len;
-            ch->head = (ch->head + 1) % ch->capacity;
-            ch->len--;
-            pthread_cond_signal(&ch->not_full);
+            size_t n = ch->len < max ? ch->len : max;
+            *queued = ch->len;
+            for (size_t i = 0; i < n; i++) {
+                memcpy((unsigned char *)items + i * ch->item_size,
+                       ch->ring + ch->head * ch->item_size, ch->item_size);
+                ch->head = (ch->head + 1) % ch->capacity;
+            }
+            ch->len -= n;
+            if (n == 1)
+                pthread_cond_signal(&ch->not_full);
+            else
+                pthread_cond_broadcast(&ch->not_full);
+            rc = (int)n;
             break;
         }
         if (ch->closed) {
@@ -140,6 +150,19 @@ int channel_recv(struct channel *ch, void *item, int timeout_ms)
     }
     pthread_mutex_unlock(&ch->lock);
     return rc;
+}
+
+int channel_recv(struct channel *ch, void *item, int timeout_ms)
+{
+    size_t queued;
+    int rc = take(ch, item, 1, timeout_ms, &queued);
+    return rc > 0 ? (int)queued : rc;
+}
+
+int channel_recv_many(struct channel *ch, void *items, size_t max, int timeout_ms)
+{
+    size_t queued;
+    return take(ch, items, max, timeout_ms, &queued);
 }
 
 void channel_close(struct channel *ch)

@@ -11,6 +11,7 @@
  *     channel_send(&ch, &m, CHANNEL_FOREVER);  // waits while the channel is full
  *     channel_send(&ch, &m, 0);                // never waits: CHANNEL_TIMEOUT if full
  *     n = channel_recv(&ch, &m, 100);          // waits at most 100 ms for an item
+ *     n = channel_recv_many(&ch, ms, 64, CHANNEL_FOREVER); // all queued, up to 64, at once
  *     channel_close(&ch);                      // no more sends; wakes every waiting thread
  *     channel_destroy(&ch);                    // once no thread uses it
  *
@@ -51,6 +52,10 @@ int channel_send(struct channel *ch, const void *item, int timeout_ms);
 /* Returns how many items were queued, this one included (== capacity: it was full), or
  * CHANNEL_TIMEOUT, or CHANNEL_CLOSED once the channel is closed and empty. */
 int channel_recv(struct channel *ch, void *item, int timeout_ms);
+
+/* Take every item queued, up to max, in one go: returns how many (>= 1) were copied into
+ * items[0..), oldest first, or CHANNEL_TIMEOUT, or CHANNEL_CLOSED. One wake-up, many items. */
+int channel_recv_many(struct channel *ch, void *items, size_t max, int timeout_ms);
 
 void channel_close(struct channel *ch);
 

@@ -5,13 +5,16 @@
  * touches them. The acceptor hands it each new socket. Per client, a reader thread parses
  * frames and sends them to the dispatcher, and a writer thread, fed by its own bounded channel,
  * owns the socket's sending side: the dispatcher never waits on a socket or on a writer.
+ * Bytes move by ownership: a reader packs each read's frames for one destination into one
+ * parcel, and the parcel goes from reader to dispatcher to writer, whose one writev sends all
+ * the parcels waiting for it.
  *
  * Lesson: nothing is shared, so nothing is locked; but every interaction is now a message, and
  * the hard parts need channels of their own. Backpressure: a reader whose frames wait for a
  * full destination gets no go-ahead token and reads nothing more. Errors: a failed write is
  * reported back to the dispatcher, which tells the sender.
  *
- * Flaw: complexity. Eight kinds of message, state handed from thread to thread, action at a
+ * Flaw: complexity. Nine kinds of message, state handed from thread to thread, action at a
  * distance (one client's failed write becomes an error frame in another client's writer, by
  * way of the dispatcher), and two threads per client.
  */
@@ -23,11 +26,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "channel.h"
 #include "conn_table.h"
 #include "frame.h"
+#include "frame_groups.h"
 #include "ids.h"
 #include "log.h"
 #include "net.h"
@@ -36,10 +41,14 @@
 #include "reader.h"
 #include "server.h"
 #include "stats.h"
+#include "thread_server.h"
+#include "work.h"
 
 #define THREAD_STACK_SIZE (64 * 1024) /* readers and writers keep their buffers on the heap */
 #define INBOX_CAPACITY 1024           /* messages waiting for the dispatcher */
-#define WRITER_CAPACITY_MAX 4096      /* frames in one writer channel, whatever --max-pending */
+#define INBOX_BATCH 64                /* messages the dispatcher takes in one go */
+#define WRITER_CAPACITY 256           /* parcels in one writer channel */
+#define WRITE_MAX (256 * 1024)        /* bytes in one writev: the rest go in the next */
 
 static const struct router_info info = {
     .name = "router-channels",
@@ -47,73 +56,72 @@ static const struct router_info info = {
                "bounded channels.",
 };
 
-/* An item on a writer channel: bytes on the heap, which the writer frees once written. */
-/* OUT_LINGER is the last item for a client sent away: it carries no bytes (see net_linger). */
-enum outgoing_kind { OUT_ID, OUT_FRAME, OUT_ERROR, OUT_LINGER };
-struct outgoing {
-    enum outgoing_kind kind;
-    uint32_t src; /* OUT_FRAME: who sent it, to be told if it cannot be written */
-    uint8_t *bytes;
+/*
+ * What travels to a writer: bytes on the heap, whose owner is whoever holds the parcel.
+ * OUT_LINGER is the last parcel for a client sent away: it carries no bytes (see net_linger).
+ */
+enum parcel_kind { OUT_ID, OUT_FRAMES, OUT_ERRORS, OUT_LINGER };
+struct parcel {
+    struct parcel *next; /* in a FRAMES message, or on a destination's parked list */
+    enum parcel_kind kind;
+    uint32_t src;     /* OUT_FRAMES: who sent them, to be told if they cannot be written */
+    uint32_t dest;    /* OUT_FRAMES: where they go */
+    uint32_t nframes; /* frames (or error frames) in bytes */
+    bool report;      /* the writer reports back once it has written this one */
     size_t len;
-};
-
-/* An item waiting for room in a full writer channel. Its owner is the reader that caused it:
- * that reader gets no go-ahead until the item has moved into the channel. */
-struct parked {
-    struct parked *next;
-    struct outgoing out;
-    uint32_t owner;
+    uint8_t bytes[]; /* the frames, back to back, as the destination reads them */
 };
 
 /*
- * One client. id and fd are set before its threads start and never change; `written` is the
- * writer's until its last message. The fields below the line are the dispatcher's alone. No
- * field is shared: the channels carry everything else. The dispatcher frees a conn once both of
- * its threads have sent their last message.
+ * One client. id and fd are set before its threads start and never change. The fields below
+ * the line are the dispatcher's alone. No field is shared: the channels carry everything else.
+ * The dispatcher frees a conn once both of its threads have sent their last message.
  */
 struct conn {
     uint32_t id;
     int fd;
-    struct channel writer_channel; /* dispatcher -> writer: struct outgoing */
+    struct channel writer_channel; /* dispatcher -> writer: struct parcel * */
     struct channel go_ahead;       /* dispatcher -> reader: the permission token, one slot */
-    struct stats written;          /* the writer's counts, handed over by its last message */
     pthread_t threads[2];          /* the writer, then the reader */
     int started, running;          /* threads created, and not yet exited */
 
     /* ---- the dispatcher's ---- */
-    struct parked *parked, **parked_tail; /* items for this client waiting for room, in order */
-    size_t held;                          /* items this client sent that are parked somewhere */
+    size_t pending;                       /* bytes in the writer channel: --max-pending */
+    struct parcel *parked, **parked_tail; /* parcels for this client waiting for room */
+    size_t held;                          /* parcels this client sent that are parked somewhere */
     bool wants_go_ahead;                  /* its reader waits for the token */
     bool retired;                         /* its ID is out of the table; channels closed */
+    bool slow;                            /* retired as a slow consumer */
+    uint32_t told_about;                  /* the last departed destination it was told about */
     struct conn *prev, *next;             /* on state.conns until freed */
 };
 
 /* Every message any thread sends to the dispatcher. */
 enum message_kind {
     NEW_CONNECTION, /* acceptor: fd, a client just accepted */
-    FRAME,          /* reader: conn sends body to peer; the message owns body */
-    READ_DONE,      /* reader: every frame of one read is sent; it waits for its go-ahead */
-    WRITER_ROOM,    /* writer: it took an item from its full channel */
-    WRITE_FAILED,   /* writer: an item could not be written; peer is its sender (0: the router) */
+    FRAMES,         /* reader: one read's parcels; then it waits for its go-ahead */
+    WROTE,          /* writer: it wrote parcels: counts, and room in its channel */
+    WRITE_FAILED,   /* writer: parcel could not be written (slow: the write timed out) */
     DISCONNECT,     /* reader, its last: EOF, an error, or too_long */
-    WRITER_EXIT,    /* writer, its last: its channel was closed and is empty */
+    WRITER_EXIT,    /* writer, its last: its channel was closed and is empty; what it wrote
+                       since its last WROTE */
     PRINT_STATS,    /* acceptor: --stats-interval passed */
     SHUTDOWN,       /* acceptor, its last: SIGINT or SIGTERM */
 };
 
 struct message {
     enum message_kind kind;
-    struct conn *conn; /* the client it is about; its own reader or writer sent it */
-    int fd;            /* NEW_CONNECTION */
-    uint32_t peer;     /* FRAME: the destination; WRITE_FAILED: the frame's sender */
-    bool too_long;     /* DISCONNECT */
-    uint8_t *body;     /* FRAME: payload and NUL, on the heap */
-    size_t len;
+    struct conn *conn;      /* the client it is about; its own reader or writer sent it */
+    int fd;                 /* NEW_CONNECTION */
+    struct parcel *parcels; /* FRAMES: one per destination; WRITE_FAILED: the one */
+    size_t frames, bytes;   /* FRAMES: frames worked; WROTE: frames forwarded, their bytes */
+    size_t errors, written; /* WROTE: error frames written; bytes of parcels written */
+    bool too_long, slow;    /* DISCONNECT; WRITE_FAILED */
 };
 
 static struct options opt;
+static size_t report_level;  /* a destination with more pending bytes has its writer report */
 static struct channel inbox; /* every thread sends here; only the dispatcher receives */
-static size_t writer_capacity;
 static pthread_attr_t thread_attr;
 
 /* The dispatcher's state. Only the dispatcher thread touches it, so nothing guards it. */
@@ -134,6 +142,13 @@ static void *xmalloc(size_t n)
     return p;
 }
 
+static struct parcel *parcel_new(enum parcel_kind kind, uint32_t src, uint32_t dest, size_t len)
+{
+    struct parcel *p = xmalloc(sizeof *p + len);
+    *p = (struct parcel){.kind = kind, .src = src, .dest = dest, .len = len};
+    return p;
+}
+
 /* Send a message to the dispatcher. The inbox is never closed: this only waits while it is full,
  * and the dispatcher, which waits for nothing else, always empties it. */
 static void tell(struct message m)
@@ -143,26 +158,36 @@ static void tell(struct message m)
 
 /* ---- backpressure: the permission token ----
  *
- * After each read's frames the reader asks to go on (READ_DONE) and waits for a token on its
- * go_ahead channel. The dispatcher, which never waits for a writer, parks a frame whose
- * destination channel is full and holds its sender: no token until the frame has moved. So a
- * sender to a slow client stops reading, memory stays bounded, and nobody else waits.
+ * After each read's frames the reader waits for a token on its go_ahead channel. The
+ * dispatcher, which never waits for a writer, parks a parcel whose destination has no room
+ * (--max-pending bytes in its channel) and holds its sender: no token until the parcel has
+ * moved. So a sender to a slow client stops reading, memory stays bounded, and nobody else waits.
+ * A writer says what it wrote only when asked (a parcel's report flag): the dispatcher asks once
+ * a destination's pending bytes come within one parcel of --max-pending, the only time it needs
+ * to know, so ordinary traffic costs no message back.
  */
+
+static bool has_room(const struct conn *to, const struct parcel *p) /* the dispatcher */
+{
+    return to->pending == 0 || to->pending + p->len <= opt.max_pending;
+}
 
 /* slide: channels-backpressure */
 static bool wait_for_go_ahead(struct conn *c) /* the reader; false: its client was retired */
 {
-    tell((struct message){.kind = READ_DONE, .conn = c});
     char token;
     return channel_recv(&c->go_ahead, &token, CHANNEL_FOREVER) > 0;
 }
 
-static void queue(struct conn *to, struct outgoing out, uint32_t owner) /* the dispatcher */
+static void queue(struct conn *to, struct parcel *p, uint32_t owner) /* the dispatcher */
 {
-    if (!to->parked && channel_send(&to->writer_channel, &out, 0) == CHANNEL_OK)
-        return; /* 0: try, never wait. Once one item is parked, the rest queue behind it. */
-    struct parked *p = xmalloc(sizeof *p);
-    *p = (struct parked){.out = out, .owner = owner};
+    size_t len = p->len; /* once sent, p is the writer's: it may be gone already */
+    p->report = to->pending + len > report_level;
+    if (!to->parked && has_room(to, p) && channel_send(&to->writer_channel, &p, 0) == 0) {
+        to->pending += len; /* 0: try, never wait. Once one is parked, the rest queue. */
+        return;
+    }
+    p->next = NULL;
     *to->parked_tail = p;
     to->parked_tail = &p->next;
     struct conn *o = conn_table_get(&state.table, owner);
@@ -171,7 +196,7 @@ static void queue(struct conn *to, struct outgoing out, uint32_t owner) /* the d
 }
 /* end slide */
 
-/* The reader gets its token once it has asked and none of its items is parked. */
+/* The reader gets its token once it has asked and none of its parcels is parked. */
 static void maybe_go_ahead(struct conn *c)
 {
     if (!c->wants_go_ahead || c->held > 0)
@@ -182,14 +207,7 @@ static void maybe_go_ahead(struct conn *c)
     channel_send(&c->go_ahead, &token, 0);
 }
 
-/* READ_DONE: the reader asks for its token. */
-static void permit(struct conn *c)
-{
-    c->wants_go_ahead = true;
-    maybe_go_ahead(c);
-}
-
-/* A parked item moved or was dropped: its owner, if still connected, is held by one less. */
+/* A parked parcel moved or was dropped: its owner, if still connected, is held by one less. */
 static void release(uint32_t owner)
 {
     struct conn *o = conn_table_get(&state.table, owner);
@@ -199,38 +217,59 @@ static void release(uint32_t owner)
     }
 }
 
-/* WRITER_ROOM: move parked items into the channel, oldest first, while there is room. */
+/* The owner of a parked parcel: its sender, or for the router's own bytes, its destination. */
+static uint32_t owner_of(const struct parcel *p)
+{
+    return p->kind == OUT_FRAMES ? p->src : p->dest;
+}
+
+/* WROTE: move parked parcels into the channel, oldest first, while there is room. */
 static void refill(struct conn *to)
 {
-    struct parked *p;
-    while ((p = to->parked) && channel_send(&to->writer_channel, &p->out, 0) == CHANNEL_OK) {
-        to->parked = p->next;
+    struct parcel *p;
+    while ((p = to->parked) && has_room(to, p)) {
+        struct parcel *next = p->next; /* once sent, p is the writer's */
+        size_t len = p->len;
+        uint32_t owner = owner_of(p);
+        p->report = to->pending + len > report_level;
+        if (channel_send(&to->writer_channel, &p, 0) != CHANNEL_OK)
+            break;
+        to->pending += len;
+        to->parked = next;
         if (!to->parked)
             to->parked_tail = &to->parked;
-        release(p->owner);
-        free(p);
+        release(owner);
     }
-    if (to->retired && !to->parked) /* a client sent away: its last items are in */
+    if (to->retired && !to->parked) /* a client sent away: its last parcels are in */
         channel_close(&to->writer_channel);
 }
 
 /* ---- the reader: one per client ---- */
 
-/* Hand one frame to the dispatcher, in a copy that the message owns. */
-static void forward(struct conn *c, const struct frame *f)
-{
-    uint8_t *body = xmalloc(f->body_len);
-    memcpy(body, f->body, f->body_len);
-    tell((struct message){
-        .kind = FRAME, .conn = c, .peer = f->dest, .body = body, .len = f->body_len});
-}
-
-/* The frames of one read, each to the dispatcher; then wait for the go-ahead to read again. */
+/* The frames of one read: their --work-us (in this thread, so in parallel with the others),
+ * then one parcel per destination, all in one message; then wait for the go-ahead. */
 static bool forward_frames(void *ctx, const struct frame *frames, size_t n)
 {
     struct conn *c = ctx;
-    for (size_t i = 0; i < n; i++)
-        forward(c, &frames[i]);
+    for (size_t i = 0; opt.work_us > 0 && i < n; i++)
+        work_do(frames[i].body, frames[i].body_len, opt.work_us);
+    struct frame_groups g;
+    frame_groups_build(&g, frames, n);
+    struct parcel *parcels = NULL, **tail = &parcels;
+    for (size_t k = 0; k < g.ngroups; k++) {
+        const struct frame_group *grp = &g.group[k];
+        struct parcel *p = parcel_new(OUT_FRAMES, c->id, grp->dest, grp->bytes);
+        p->nframes = (uint32_t)grp->count;
+        uint8_t *at = p->bytes;
+        for (size_t i = grp->first; i < grp->first + grp->count; i++) {
+            memcpy(at, g.iov[i].iov_base, g.iov[i].iov_len);
+            at += g.iov[i].iov_len;
+        }
+        *tail = p;
+        tail = &p->next;
+    }
+    tell((struct message){
+        .kind = FRAMES, .conn = c, .parcels = parcels, .frames = opt.work_us > 0 ? n : 0});
     return wait_for_go_ahead(c);
 }
 
@@ -246,91 +285,126 @@ static void *reader_main(void *arg)
 
 /* ---- the writer: one per client ---- */
 
-static void count_written(struct stats *s, const struct outgoing *out)
+/* Write the parcels at the front of p[0, n), up to an OUT_LINGER, with as few writev calls as
+ * IOV_MAX and WRITE_MAX allow. Returns how many were written whole. If the socket failed, sets
+ * *failed, and *slow if the write timed out: a slow consumer. */
+static size_t write_parcels(struct conn *c, struct parcel **p, size_t n, bool *failed, bool *slow)
 {
-    if (out->kind == OUT_FRAME) {
-        s->frames_forwarded++;
-        s->bytes_forwarded += out->len;
-    } else if (out->kind == OUT_ERROR) {
-        s->error_frames++;
+    struct iovec iov[WRITER_CAPACITY];
+    size_t done = 0;
+    while (done < n && p[done]->kind != OUT_LINGER) {
+        size_t k = 0, bytes = 0;
+        while (done + k < n && p[done + k]->kind != OUT_LINGER && (k == 0 || bytes < WRITE_MAX)) {
+            iov[k] = (struct iovec){.iov_base = p[done + k]->bytes, .iov_len = p[done + k]->len};
+            bytes += p[done + k++]->len;
+        }
+        if (net_writev_all(c->fd, iov, (int)k) != 0) {
+            *failed = true; /* the client is gone, or too slow: every parcel from now on drops */
+            *slow = errno == ETIMEDOUT;
+            break;
+        }
+        done += k;
     }
+    return done;
 }
 
-/* Write one item to the client. OUT_LINGER writes nothing: it lets the client read everything
- * before it, the error frame last, before the socket closes. */
-static int write_out(struct conn *c, const struct outgoing *out)
+/* Account for parcels p[0, n), of which the first ok were written, in *tally, and let them go;
+ * the rest go back to the dispatcher one by one as WRITE_FAILED, or are the final OUT_LINGER.
+ * Returns true if a parcel written asked for a report. */
+static bool account(struct conn *c, struct parcel **p, size_t n, size_t ok, bool failed, bool slow,
+                    struct message *tally)
 {
-    if (out->kind == OUT_LINGER) {
-        net_linger(c->fd, NET_LINGER_MS);
-        return 0;
+    bool asked = false;
+    for (size_t i = 0; i < n; i++) {
+        if (i < ok) {
+            tally->frames += p[i]->kind == OUT_FRAMES ? p[i]->nframes : 0;
+            tally->bytes += p[i]->kind == OUT_FRAMES ? p[i]->len : 0;
+            tally->errors += p[i]->kind == OUT_ERRORS ? p[i]->nframes : 0;
+            tally->written += p[i]->len;
+            asked = asked || p[i]->report;
+            free(p[i]);
+        } else if (p[i]->kind == OUT_LINGER) { /* the client reads what came before, not a reset */
+            if (!failed)
+                net_linger(c->fd, NET_LINGER_MS);
+            free(p[i]);
+        } else {
+            tell((struct message){.kind = WRITE_FAILED, .conn = c, .parcels = p[i], .slow = slow});
+        }
     }
-    return net_write_all(c->fd, out->bytes, out->len);
+    return asked;
 }
 
 /* The writer owns the sending side of one socket, and is the only thread that waits on it: a
- * client that stops reading stalls its own writer and nobody else. */
+ * client that stops reading stalls its own writer and nobody else. It takes every parcel
+ * waiting in its channel at once, writes them with one writev, and reports when asked. */
 /* slide: channels-writer */
 static void *writer_main(void *arg)
 {
     struct conn *c = arg;
-    struct outgoing out;
-    bool failed = false;
-    int queued;
-    while ((queued = channel_recv(&c->writer_channel, &out, CHANNEL_FOREVER)) > 0) {
-        if ((size_t)queued == writer_capacity) /* it was full: parked items can move now */
-            tell((struct message){.kind = WRITER_ROOM, .conn = c});
-        if (!failed && write_out(c, &out) != 0)
-            failed = true; /* the client is gone: every item from now on is dropped */
-        if (failed)
-            tell((struct message){.kind = WRITE_FAILED, .conn = c, .peer = out.src});
-        else
-            count_written(&c->written, &out);
-        free(out.bytes);
+    struct parcel *p[WRITER_CAPACITY];
+    struct message tally = {.kind = WROTE, .conn = c};
+    bool failed = false, slow = false;
+    int n;
+    while ((n = channel_recv_many(&c->writer_channel, p, WRITER_CAPACITY, CHANNEL_FOREVER)) > 0) {
+        size_t ok = failed ? 0 : write_parcels(c, p, (size_t)n, &failed, &slow);
+        if (account(c, p, (size_t)n, ok, failed, slow, &tally)) {
+            tell(tally); /* the dispatcher asked: it needs the room */
+            tally = (struct message){.kind = WROTE, .conn = c};
+        }
     }
-    tell((struct message){.kind = WRITER_EXIT, .conn = c});
+    tally.kind = WRITER_EXIT;
+    tell(tally);
     return NULL;
 }
 /* end slide */
 
 /* ---- the dispatcher: one, and the only thread that touches `state` ---- */
 
-/* An error frame travels like any frame: on the client's own writer channel, in turn. */
-static void send_error(uint32_t to_id, const char *reason)
+/* n error frames, one reason, travel like any frame: on the client's own writer channel. */
+static void send_errors(uint32_t to_id, const char *reason, size_t n)
 {
     struct conn *to = conn_table_get(&state.table, to_id);
     if (!opt.error_frames || !to)
         return;
-    uint8_t *bytes = xmalloc(PROTO_ERROR_FRAME_MAX);
-    size_t len = proto_error_frame(bytes, "%s", reason);
-    queue(to, (struct outgoing){.kind = OUT_ERROR, .bytes = bytes, .len = len}, to_id);
+    uint8_t frame[PROTO_ERROR_FRAME_MAX];
+    size_t len = proto_error_frame(frame, "%s", reason);
+    struct parcel *p = parcel_new(OUT_ERRORS, 0, to_id, n * len);
+    p->nframes = (uint32_t)n;
+    for (size_t i = 0; i < n; i++)
+        memcpy(p->bytes + i * len, frame, len);
+    queue(to, p, to_id);
 }
 
-/* FRAME: find the destination in the table that only this thread touches, and queue. */
-static void deliver(struct conn *from, uint32_t dest, uint8_t *body, size_t len)
+/* FRAMES: each parcel to its destination, found in the table that only this thread touches. */
+static void deliver(struct conn *from, struct parcel *p)
 {
-    struct conn *to = conn_table_get(&state.table, dest);
+    struct conn *to = conn_table_get(&state.table, p->dest);
     if (to) {
-        struct outgoing out = {.kind = OUT_FRAME, .src = from->id, .bytes = body, .len = len};
-        queue(to, out, from->id);
+        queue(to, p, from->id);
         return;
     }
-    free(body);
-    state.stats.frames_dropped++;
+    state.stats.frames_dropped += p->nframes;
     char reason[64];
-    snprintf(reason, sizeof reason, "unknown destination %u", dest);
-    send_error(from->id, reason);
+    snprintf(reason, sizeof reason, "unknown destination %u", p->dest);
+    send_errors(from->id, reason, p->nframes);
+    free(p);
 }
 
-/* A frame for c will never be written: count it, and tell its sender if still connected. */
-static void drop_frame(struct conn *c, uint32_t src)
+/* Frames for c will never be written: count them, and tell their sender, once, if it is still
+ * connected. */
+static void drop_frames(struct conn *c, struct parcel *p)
 {
-    state.stats.frames_dropped++;
+    state.stats.frames_dropped += p->nframes;
+    struct conn *s = conn_table_get(&state.table, p->src);
+    if (!s || s->told_about == c->id)
+        return;
+    s->told_about = c->id;
     char reason[64];
-    snprintf(reason, sizeof reason, "destination %u failed", c->id);
-    send_error(src, reason);
+    snprintf(reason, sizeof reason, "destination %u %s", c->id, c->slow ? "too slow" : "failed");
+    send_errors(p->src, reason, 1);
 }
 
-/* The client is gone, or being sent away. Its ID dies here; parked frames are dropped and their
+/* The client is gone, or being sent away. Its ID dies here; parked parcels are dropped and their
  * senders told and released; the channels close, which ends its reader's wait for a token and
  * its writer's loop. flush (a client sent away; its reader has exited): the writer still writes
  * what is queued, and the error frames still parked, then lingers (OUT_LINGER) before the
@@ -342,26 +416,25 @@ static void retire(struct conn *c, bool flush)
     c->retired = true;
     conn_table_remove(&state.table, c->id);
     /* Wake the reader from read(), and fail the writer's writes, so what is still queued comes
-     * back as WRITE_FAILED messages, one per frame. */
+     * back as WRITE_FAILED messages, one per parcel. */
     if (!flush && shutdown(c->fd, SHUT_RDWR) != 0 && errno != ENOTCONN)
         log_warn("shutdown client %u: %s", c->id, strerror(errno));
-    struct parked **pp = &c->parked, *p;
+    struct parcel **pp = &c->parked, *p;
     while ((p = *pp)) {
-        if (flush && p->out.kind == OUT_ERROR) { /* it still gets told why */
+        if (flush && p->kind == OUT_ERRORS) { /* it still gets told why */
             pp = &p->next;
             continue;
         }
         *pp = p->next;
-        if (p->out.kind == OUT_FRAME)
-            drop_frame(c, p->out.src);
-        release(p->owner);
-        free(p->out.bytes);
+        if (p->kind == OUT_FRAMES)
+            drop_frames(c, p);
+        release(owner_of(p));
         free(p);
     }
     c->parked_tail = pp;
     channel_close(&c->go_ahead);
     if (flush)
-        queue(c, (struct outgoing){.kind = OUT_LINGER}, 0);
+        queue(c, parcel_new(OUT_LINGER, 0, c->id, 0), 0);
     if (!c->parked)
         channel_close(&c->writer_channel);
 }
@@ -371,7 +444,7 @@ static struct conn *conn_new(uint32_t id, int fd)
     struct conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    if (channel_init(&c->writer_channel, sizeof(struct outgoing), writer_capacity) != 0) {
+    if (channel_init(&c->writer_channel, sizeof(struct parcel *), WRITER_CAPACITY) != 0) {
         free(c);
         return NULL;
     }
@@ -389,9 +462,9 @@ static struct conn *conn_new(uint32_t id, int fd)
 /* Once no thread of c runs: what is left in its writer channel was never written. */
 static void conn_free(struct conn *c)
 {
-    struct outgoing out;
-    while (channel_recv(&c->writer_channel, &out, 0) > 0)
-        free(out.bytes);
+    struct parcel *p;
+    while (channel_recv(&c->writer_channel, &p, 0) > 0)
+        free(p);
     if (close(c->fd) != 0)
         log_warn("close client %u: %s", c->id, strerror(errno));
     channel_destroy(&c->writer_channel);
@@ -400,16 +473,13 @@ static void conn_free(struct conn *c)
 }
 
 /* One of c's threads sent its last message. After the second, each join below waits only for
- * a thread to return; then the writer's counts join the stats and c goes. */
+ * a thread to return; then c goes. */
 static void thread_exited(struct conn *c)
 {
     if (--c->running > 0)
         return;
     for (int i = 0; i < c->started; i++)
         pthread_join(c->threads[i], NULL);
-    state.stats.frames_forwarded += c->written.frames_forwarded;
-    state.stats.bytes_forwarded += c->written.bytes_forwarded;
-    state.stats.error_frames += c->written.error_frames;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -438,8 +508,8 @@ static void refuse(int fd, const char *reason)
         log_warn("close: %s", strerror(errno));
 }
 
-/* NEW_CONNECTION: an ID, queued as the first item of the client's own writer channel; then the
- * table, where senders find it; then its writer and reader threads. A retired client still
+/* NEW_CONNECTION: an ID, queued as the first parcel of the client's own writer channel; then
+ * the table, where senders find it; then its writer and reader threads. A retired client still
  * counts against --max-clients while its writer flushes: its socket is open until it is freed. */
 static void admit(int fd)
 {
@@ -454,10 +524,10 @@ static void admit(int fd)
         refuse(fd, "server full");
         return;
     }
-    uint8_t *wire_id = xmalloc(PROTO_ID_LEN);
-    frame_put_u32(wire_id, id);
-    struct outgoing first = {.kind = OUT_ID, .bytes = wire_id, .len = PROTO_ID_LEN};
+    struct parcel *first = parcel_new(OUT_ID, 0, id, PROTO_ID_LEN);
+    frame_put_u32(first->bytes, id);
     channel_send(&c->writer_channel, &first, 0); /* an empty channel has room */
+    c->pending = PROTO_ID_LEN;
 
     int rc = pthread_create(&c->threads[0], &thread_attr, writer_main, c);
     if (rc != 0) {
@@ -498,6 +568,34 @@ static void stop_all(void)
     }
 }
 
+/* WROTE: the writer's counts join the stats, and its channel has room again. */
+static void wrote(struct conn *c, const struct message *m)
+{
+    state.stats.frames_forwarded += m->frames;
+    state.stats.bytes_forwarded += m->bytes;
+    state.stats.error_frames += m->errors;
+    c->pending -= m->written;
+    refill(c);
+}
+
+/* WRITE_FAILED: the first failure of a client that is still in the table retires it; a write
+ * that moved no byte for --write-timeout makes it a slow consumer. */
+static void write_failed(struct conn *c, const struct message *m)
+{
+    struct parcel *p = m->parcels;
+    if (m->slow && !c->retired) {
+        c->slow = true;
+        state.stats.slow_consumers++;
+        log_info("client %u: took no bytes for %.1f s: disconnected as a slow consumer", c->id,
+                 opt.write_timeout_ms / 1000.0);
+    }
+    retire(c, false);
+    c->pending -= p->len;
+    if (p->kind == OUT_FRAMES)
+        drop_frames(c, p);
+    free(p);
+}
+
 /* How a client ends, and the router: failures and last messages. Each error travels as a
  * message to the dispatcher, and from it, as an error frame, to the sender's own writer. */
 static void lifecycle(const struct message *m)
@@ -509,21 +607,19 @@ static void lifecycle(const struct message *m)
     }
     /* slide: channels-errors */
     switch (m->kind) {
-    case WRITE_FAILED: /* c's client is gone, and the frame with it: tell the frame's sender */
-        retire(c, false);
-        if (m->peer != 0) /* 0: the router's own bytes, an ID or an error frame */
-            drop_frame(c, m->peer);
+    case WRITE_FAILED: /* c's client is gone, or too slow: tell the frames' sender */
+        write_failed(c, m);
         break;
     case DISCONNECT: /* EOF or a read error; or a frame too long: say so last, then close */
         if (m->too_long && !c->retired)
-            send_error(c->id, "message too long");
+            send_errors(c->id, "message too long", 1);
         retire(c, m->too_long);
         thread_exited(c);
         break;
     case WRITER_EXIT:
+        wrote(c, m);
         thread_exited(c);
         break;
-
     default: /* SHUTDOWN, the acceptor's last message */
         stop_all();
         break;
@@ -531,47 +627,55 @@ static void lifecycle(const struct message *m)
     /* end slide */
 }
 
-/* The dispatcher: it waits on its inbox and on nothing else, and finishes each message before
- * it takes the next, so the state it owns is never seen half-changed. */
+/* FRAMES: the parcels of one read, each to its destination; then the reader asks for its
+ * token. */
+static void frames(struct conn *c, const struct message *m)
+{
+    state.stats.frames_worked += m->frames;
+    for (struct parcel *p = m->parcels, *next; p; p = next) {
+        next = p->next;
+        deliver(c, p);
+    }
+    c->wants_go_ahead = true;
+    maybe_go_ahead(c);
+}
+
+/* The dispatcher: it waits on its inbox and on nothing else, takes every message waiting there
+ * at once, and finishes each before the next, so the state it owns is never seen half-changed. */
 static void *dispatcher_main(void *arg)
 {
     (void)arg;
-    struct message m;
+    struct message batch[INBOX_BATCH];
     /* slide: channels-dispatcher */
     while (!state.stopping || state.conns) {
-        channel_recv(&inbox, &m, CHANNEL_FOREVER);
-        switch (m.kind) {
-        case NEW_CONNECTION:
-            admit(m.fd);
-            break;
-        case FRAME:
-            deliver(m.conn, m.peer, m.body, m.len);
-            break;
-        case READ_DONE:
-            permit(m.conn);
-            break;
-        case WRITER_ROOM:
-            refill(m.conn);
-            break;
-        default:
-            lifecycle(&m);
-            break;
+        int n = channel_recv_many(&inbox, batch, INBOX_BATCH, CHANNEL_FOREVER);
+        for (int i = 0; i < n; i++) {
+            struct message *m = &batch[i];
+            if (m->kind == NEW_CONNECTION)
+                admit(m->fd);
+            else if (m->kind == FRAMES)
+                frames(m->conn, m);
+            else if (m->kind == WROTE)
+                wrote(m->conn, m);
+            else
+                lifecycle(m);
         }
     }
     /* end slide */
     return NULL;
 }
 
-/*
- * A writer channel holds --max-pending / (--max-message + 1) frames, at least 2: then frames
- * waiting for one client never exceed --max-pending bytes, even at the largest size. Counting
- * frames rather than bytes keeps the channel simple. Past that, senders wait (parked items are
- * bounded too: at most one read's frames per waiting reader).
- */
 static void router_init(void)
 {
-    size_t frames = opt.max_pending / (opt.max_message + 1);
-    writer_capacity = frames < 2 ? 2 : frames > WRITER_CAPACITY_MAX ? WRITER_CAPACITY_MAX : frames;
+    thread_server_size_futex_hash(2 * opt.max_clients); /* writers wait in their channels */
+    /* The longest parcel: one read's frames for one destination (at most the reader's buffer),
+     * or a batch of error frames. */
+    size_t longest = PROTO_ID_LEN + opt.max_message + 1;
+    if (longest < FRAME_READER_START)
+        longest = FRAME_READER_START;
+    if (longest < FRAME_BATCH * PROTO_ERROR_FRAME_MAX)
+        longest = FRAME_BATCH * PROTO_ERROR_FRAME_MAX;
+    report_level = opt.max_pending > longest ? opt.max_pending - longest : 0;
     ids_init(&state.ids, opt.ids);
     if (conn_table_init(&state.table, opt.max_clients) != 0)
         log_fatal("connection table: out of memory");

@@ -141,8 +141,8 @@ static enum delivery write_frames(struct conn *c, struct iovec *iov, size_t n)
     if (c->slow)
         return DEST_SLOW;
     enum client_write w = thread_server_write(c->id, c->fd, iov, n);
-    c->slow = w == WRITE_TOO_SLOW;
-    return w == WRITE_DONE ? DELIVERED : w == WRITE_FAILED ? DEST_FAILED : DEST_EVICTED;
+    c->slow = w == WRITE_TIMED_OUT;
+    return w == WRITTEN ? DELIVERED : w == WRITE_GONE ? DEST_FAILED : DEST_EVICTED;
 }
 
 /* slide: mutex-forward */

@@ -125,6 +125,30 @@ static void recv_tells_how_many_items_were_queued(void **state)
     channel_destroy(&ch);
 }
 
+static void recv_many_takes_what_is_queued_up_to_max_in_order_across_the_wrap(void **state)
+{
+    (void)state;
+    struct channel ch;
+    make_channel(&ch, 4);
+    int got[4] = {-1, -1, -1, -1};
+    for (int i = 0; i < 3; i++) /* head moves to 3: the next items wrap around the ring */
+        assert_int_equal(channel_send(&ch, &i, 0), CHANNEL_OK);
+    assert_int_equal(channel_recv_many(&ch, got, 4, 0), 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(got[i], i);
+    for (int i = 10; i < 14; i++)
+        assert_int_equal(channel_send(&ch, &i, 0), CHANNEL_OK);
+    assert_int_equal(channel_recv_many(&ch, got, 3, 0), 3); /* max, not all four */
+    assert_int_equal(got[0], 10);
+    assert_int_equal(got[2], 12);
+    assert_int_equal(channel_recv_many(&ch, got, 3, 0), 1);
+    assert_int_equal(got[0], 13);
+    assert_int_equal(channel_recv_many(&ch, got, 3, 0), CHANNEL_TIMEOUT);
+    channel_close(&ch);
+    assert_int_equal(channel_recv_many(&ch, got, 3, 0), CHANNEL_CLOSED);
+    channel_destroy(&ch);
+}
+
 static void send_to_a_full_channel_fails_at_once_without_waiting(void **state)
 {
     (void)state;
@@ -423,6 +447,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(items_come_out_in_the_order_they_went_in),
         cmocka_unit_test(recv_tells_how_many_items_were_queued),
+        cmocka_unit_test(recv_many_takes_what_is_queued_up_to_max_in_order_across_the_wrap),
         cmocka_unit_test(send_to_a_full_channel_fails_at_once_without_waiting),
         cmocka_unit_test(send_to_a_full_channel_times_out_after_its_timeout),
         cmocka_unit_test(recv_from_an_empty_channel_times_out_after_its_timeout),
