@@ -52,6 +52,35 @@ else
     echo "install them with: sudo apt-get install -y$pkgs" >&2
     exit 1
 fi
+# apt_get ARGS...: apt-get, waiting while another apt-get or dpkg holds the package lock (a
+# second `make` beside this one, unattended upgrades): at most LOCK_WAIT seconds, with a message.
+LOCK_WAIT=${DEPS_LOCK_WAIT:-300}
+apt_get() {
+    waited=0
+    while :; do
+        if out=$($sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=10 "$@" 2>&1); then
+            [ -z "$out" ] || printf '%s\n' "$out" >&2
+            return 0
+        fi
+        case $out in
+        *"Could not get lock"* | *"Unable to acquire"* | *"Unable to lock"* | *"is held by process"*) ;;
+        *)
+            printf '%s\n' "$out" >&2
+            return 1
+            ;;
+        esac
+        if [ "$waited" -ge "$LOCK_WAIT" ]; then
+            echo "deps.sh: gave up after $waited s: another apt-get or dpkg still holds the package lock" >&2
+            printf '%s\n' "$out" | tail -n 2 >&2
+            return 1
+        fi
+        [ "$waited" -eq 0 ] &&
+            echo "deps.sh: another apt-get or dpkg holds the package lock; waiting for it (at most $LOCK_WAIT s)" >&2
+        sleep 5
+        waited=$((waited + 15)) # the 10 s apt-get waited, and these 5
+    done
+}
+
 echo "installing missing packages:$pkgs" >&2
-$sudo apt-get update -qq >&2
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $pkgs >&2
+apt_get update -qq
+apt_get install -y -qq --no-install-recommends $pkgs
