@@ -36,22 +36,22 @@ for b in pingpong pairs pipeline-64; do
         data/summary.json > "data/latency-$b.tsv"
 done
 jq -r '"router\tpipeline 64 B, frames/s\tpipeline 4 KiB, frames/s\t16 pairs, round trips/s",
-    (.[] | "\(.name)\t\(.benches["pipeline-64"].frames // "NaN")\t\(.benches["pipeline-4k"].frames // "NaN")\t\(.benches.pairs.trips // "NaN")")' \
+    (.[] | "\(.name | ltrimstr("router-"))\t\(.benches["pipeline-64"].frames // "NaN")\t\(.benches["pipeline-4k"].frames // "NaN")\t\(.benches.pairs.trips // "NaN")")' \
     data/summary.json > data/throughput.tsv
-jq -r '.[] | "\(.name)\toffered\tp99\tsaturated",
+jq -r '.[] | "\(.name | ltrimstr("router-"))\toffered\tp99\tsaturated",
     ([.benches | to_entries[] | select(.key | startswith("open-loop-")) | .value | select(.p99 != null)]
      | sort_by(.offered)[] | "\(.offered)\t\(.p99)\t\(if .saturated_runs > 0 then 1 else 0 end)"), "", ""' \
     data/summary.json > data/openloop.tsv
-jq -r '.[] | "\(.name)\tconnections\tMiB",
+jq -r '.[] | "\(.name | ltrimstr("router-"))\tconnections\tMiB",
     ([.benches | to_entries[] | select(.key | startswith("conn-")) | {idle: (.key | ltrimstr("conn-") | tonumber), rss: .value.rss}
       | select(.rss != null)] | sort_by(.idle)[] | "\(.idle + 8)\t\(.rss / 1024)"), "", ""' \
     data/summary.json > data/memory.tsv
 jq -r '"router\twithout the flood\twith the flood",
-    (.[] | "\(.name)\t\(.benches["slow-consumer"].base_p99 // "NaN")\t\(.benches["slow-consumer"].flood_p99 // "NaN")")' \
+    (.[] | "\(.name | ltrimstr("router-"))\t\(.benches["slow-consumer"].base_p99 // "NaN")\t\(.benches["slow-consumer"].flood_p99 // "NaN")")' \
     data/summary.json > data/slow.tsv
 # cpu: one block per router; cross-overs where a router overtakes router-reactor (linear
 # interpolation between the two measured work values around it).
-J -r '.[] | select(.benches["cpu-0"] != null) | "\(.name)\twork\trt",
+J -r '.[] | select(.benches["cpu-0"] != null) | "\(.name | ltrimstr("router-"))\twork\trt",
     ([.benches | to_entries[] | select(.key | startswith("cpu-")) | {w: (.key | ltrimstr("cpu-") | tonumber), rt: .value.trips}
       | select(.rt != null)] | sort_by(.w)[] | "\(.w)\t\(.rt)"), "", ""' data/summary.json > data/cpu.tsv
 J -r 'include "report";

@@ -184,11 +184,11 @@ static enum delivery deliver(uint32_t dest, struct iovec *iov, size_t n)
     return deliver_per_connection_lock(dest, iov, n);
 }
 
-/* slide: mutex-deadlock */
 /* deadlock: the talk's Mutex<TcpStream>. One lock guards the whole socket, and the reader keeps
  * it while it waits for its client, letting go only to forward what arrived. A sender to a
  * client that waits for a frame blocks on sock_lock until that client speaks, which it never
  * does. The reader takes the lock before its ID goes out, so even the first frame finds it. */
+/* slide: mutex-deadlock */
 static void deadlock_hold(struct conn *c)
 {
     if (variant == DEADLOCK)

@@ -55,7 +55,7 @@ fi
 # numbers in the same order. Compare their skeletons: slide breaks and placeholders.
 first=""
 for deck in "$@"; do
-    grep -E '^(---|<!-- (region|bench): .* -->)[ \t]*$|\]\(bench:' "$deck" |
+    grep -E '^(---|<!-- (region|bench|routers): .* -->)[ \t]*$|\]\(bench:' "$deck" |
         sed 's/^!\[[^]]*\]/![]/' >"$tmp/skeleton"
     if [ -z "$first" ]; then
         first=$deck

@@ -15,6 +15,8 @@
 #                              only the columns listed (all if cols= is left out)
 #   <!-- bench: source -->     one line naming the report, its machine and its mode
 #   ![alt](bench:NAME.svg)     the report's chart; a note to run make bench if it is missing
+#   <!-- routers: table NAME -->  the file TABLES + NAME.md (build.sh writes them from the
+#                              router descriptions with scripts/routers.sh)
 # Everything else is copied as it is. A region that does not exist is fatal (exit 1): the
 # deck must never show code that is not in the sources.
 
@@ -153,6 +155,8 @@ function emit_source(    line, title, machine, mode, f) {
     close(report)
     gsub(/^ +| +$/, "", machine)
     gsub(/^ +| +$/, "", mode)
+    sub(/, [0-9.]+ GiB.*$/, "", machine) # the CPU and its cores; the report has the rest
+    sub(/^Router benchmark, /, "", title)
     printf "<div class=\"src\">%s · %s · %s · %s run</div>\n", report, title, machine, mode
 }
 
@@ -196,6 +200,18 @@ FNR < 20 && /^lang: [a-z]+/ {
     next
 }
 
+/^<!-- routers: table [a-z]+ -->[ \t]*$/ {
+    file = tables $4 ".md"
+    if (!file_exists(file)) {
+        fail("no router table " $4)
+        next
+    }
+    while ((getline line < file) > 0)
+        print line
+    close(file)
+    next
+}
+
 /^<!-- bench: source -->[ \t]*$/ {
     emit_source()
     next
@@ -215,7 +231,7 @@ FNR < 20 && /^lang: [a-z]+/ {
     next
 }
 
-/<!-- (region|bench):/ {
+/<!-- (region|bench|routers):/ {
     fail("malformed placeholder: " $0)
     next
 }
