@@ -6,6 +6,7 @@
 #   make fuzz         run the frame parser's libFuzzer target (FUZZ_SECONDS, default 60)
 #   make check ROUTER='command'   run the conformance suite against any router
 #   make bench        the full benchmark and report; make bench-quick for a short run
+#   make bench-reference  a full make bench, kept in bench/reference/ for the decks and README
 #   make slides       render the decks
 #   make docs         rewrite the README's router tables from impl-*/router.desc
 #   make format       clang-format every C file
@@ -44,7 +45,7 @@ PROGRAMS := $(ROUTERS) $(UNIT_TESTS) $(if $(CONFORMANCE_SRCS),$(BUILD)/conforman
 
 DEPS_STAMP := build/.deps-build
 
-.PHONY: all routers race-build test asan tsan fuzz check bench bench-quick slides docs format clean
+.PHONY: all routers race-build test asan tsan fuzz check bench bench-quick bench-reference slides docs format clean
 .SECONDEXPANSION:
 # Keep object files of routers: they are built through a computed prerequisite list.
 .SECONDARY:
@@ -112,6 +113,11 @@ check: all
 bench: all
 	@scripts/deps.sh bench
 	@bench/run.sh full $(BUILD) $(if $(EXTRA),"$(EXTRA)")
+
+bench-reference: all
+	@scripts/deps.sh bench
+	@bench/run.sh full $(BUILD)
+	@bench/reference.sh bench/results/latest
 
 bench-quick: all
 	@scripts/deps.sh bench

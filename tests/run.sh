@@ -5,7 +5,9 @@
 #      what its description (impl-*/router.desc, read by scripts/routers.sh) says it lacks;
 #   3. tests/race_check.sh on the ThreadSanitizer build (build/tsan, or $TSAN_BUILD);
 #   4. slides/check-regions.sh: every code region a slide quotes still exists in the sources;
-#   5. the README's router tables agree with the router descriptions (scripts/routers.sh).
+#   5. the README's router tables agree with the router descriptions (scripts/routers.sh);
+#   6. every slide of both decks fits its frame (slides/fit-check.mjs), when Chromium, node and
+#      npm are installed; skipped with a message otherwise.
 # Prints what failed and a last summary line; exits 1 if anything failed.
 set -u
 
@@ -116,6 +118,17 @@ if "$tests/../slides/check-regions.sh"; then passed; else failed "slide regions 
 echo
 echo "== README tables"
 if "$tests/../scripts/routers.sh" readme-check; then passed; else failed "README tables (make docs)"; fi
+
+echo
+echo "== slide fit"
+chrome=${CHROME_PATH:-$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)}
+if [ -z "$chrome" ] || ! command -v node > /dev/null || ! command -v npm > /dev/null; then
+    echo "slide-fit check skipped: it needs Chromium, node and npm (apt-get install chromium nodejs npm)"
+elif CHROME_PATH=$chrome make --no-print-directory -C "$tests/../slides" fit; then
+    passed
+else
+    failed "slide fit (make -C slides fit)"
+fi
 
 echo
 summary="$units unit test programs, conformance on $routers router configurations, race check $race"
