@@ -47,6 +47,7 @@
 #include "router_proc.h"
 #include "server.h"
 #include "stats.h"
+#include "work.h"
 
 /* ---- small helpers ---- */
 
@@ -444,6 +445,9 @@ static void no_options_give_the_defaults(void **state)
     assert_int_equal(o.max_clients, 10000);
     assert_int_equal(o.max_pending, 1024 * 1024);
     assert_true(o.error_frames);
+    assert_int_equal(o.write_timeout_ms, 10000);
+    assert_int_equal(o.work_us, 0);
+    assert_int_equal(o.stats_interval_ms, 0);
     assert_string_equal(o.variant, "plain");
 
     char *bare[] = {"router-bare", NULL};
@@ -464,6 +468,9 @@ static void every_option_sets_its_field(void **state)
         "--max-clients=5",
         "--max-pending=4294967296",
         "--no-error-frames",
+        "--write-timeout=0.25",
+        "--work-us=1000000",
+        "--stats-interval=2",
         "--variant=deadlock",
         "--quiet",
         NULL,
@@ -478,6 +485,9 @@ static void every_option_sets_its_field(void **state)
     assert_int_equal(o.max_clients, 5);
     assert_int_equal(o.max_pending, (size_t)1 << 32);
     assert_false(o.error_frames);
+    assert_int_equal(o.write_timeout_ms, 250);
+    assert_int_equal(o.work_us, 1000000);
+    assert_int_equal(o.stats_interval_ms, 2000);
     assert_string_equal(o.variant, "deadlock");
 }
 
@@ -547,6 +557,12 @@ static void a_bad_option_exits_2_with_usage_on_stderr(void **state)
         {{"--max-clients", "1000001"}, "--max-clients wants a number from 1 to 1000000"},
         {{"--max-pending", "0"}, "--max-pending wants a number"},
         {{"--ids", "shuffled"}, "--ids is 'sequential' or 'random', not 'shuffled'"},
+        {{"--work-us", "-1"}, "--work-us wants a number from 0 to 1000000, got '-1'"},
+        {{"--work-us", "ten"}, "--work-us wants a number from 0 to 1000000, got 'ten'"},
+        {{"--work-us", "1000001"}, "--work-us wants a number from 0 to 1000000, got '1000001'"},
+        {{"--write-timeout", "-1"}, "--write-timeout wants seconds from 0 to 3600, got '-1'"},
+        {{"--write-timeout", "soon"}, "--write-timeout wants seconds from 0 to 3600"},
+        {{"--stats-interval", "4000"}, "--stats-interval wants seconds from 0 to 3600"},
         {{"--variant", "nope"}, "no variant named 'nope'"},
         {{"--bogus"}, "unknown option '--bogus'"},
         {{"-x"}, "unknown option '-x'"},
@@ -661,6 +677,37 @@ static void the_summary_is_one_line_with_every_counter(void **state)
                                  "consumers\n");
 }
 
+static void stats_line_in_child(void *arg)
+{
+    (void)arg;
+    struct stats s = {1, 7, 70, 0, 0, 0, 7};
+    stats_print("router-test", "stats", &s, 50);
+}
+
+static void a_stats_line_is_labelled_and_says_the_work_done(void **state)
+{
+    (void)state;
+    struct child_result res;
+    run_forked(stats_line_in_child, NULL, &res);
+    assert_string_equal(res.err, "router-test: stats: served 1 clients, forwarded 7 frames (70 "
+                                 "bytes), dropped 0 frames, sent 0 error frames, evicted 0 slow "
+                                 "consumers, worked 50 us on each of 7 frames\n");
+}
+
+/* ---- work ---- */
+
+static void work_is_a_deterministic_checksum_and_nothing_at_zero(void **state)
+{
+    (void)state;
+    static const uint8_t a[] = "some payload", b[] = "some paylaod";
+    work_calibrate();
+    assert_true(work_rounds_per_us() > 0);
+    assert_int_equal(work_do(a, sizeof a, 0), 0);
+    uint32_t once = work_do(a, sizeof a, 5);
+    assert_int_equal(work_do(a, sizeof a, 5), once);
+    assert_int_not_equal(work_do(b, sizeof b, 5), once);
+}
+
 /* ---- server ---- */
 
 struct server_call {
@@ -701,6 +748,27 @@ static void server_start_announces_and_accepts_and_stops_on_sigterm(void **state
     assert_in_range(port, 1, 65535);
     run_forked(server_in_child, &stop_call, &res);
     assert_exit_status(&res, 102);
+}
+
+static void stats_interval_in_child(void *arg)
+{
+    char **argv = arg;
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    struct options o;
+    int fd = server_start(argc, argv, &test_info, &o);
+    _exit(server_wait_accept(fd) == SERVER_STATS ? 103 : 6);
+}
+
+/* With --stats-interval and nobody connecting, the wait ends with SERVER_STATS. */
+static void wait_accept_says_when_a_stats_line_is_due(void **state)
+{
+    (void)state;
+    char *argv[] = {"router-test", "--port", "0", "--stats-interval", "0.05", NULL};
+    struct child_result res;
+    run_forked(stats_interval_in_child, argv, &res);
+    assert_exit_status(&res, 103);
 }
 
 static void server_start_exits_1_when_the_port_is_taken(void **state)
@@ -1665,6 +1733,9 @@ int main(void)
         cmocka_unit_test(variant_is_accepted_only_for_declared_names),
         cmocka_unit_test(verbose_and_quiet_set_what_is_logged),
         cmocka_unit_test(the_summary_is_one_line_with_every_counter),
+        cmocka_unit_test(a_stats_line_is_labelled_and_says_the_work_done),
+        cmocka_unit_test(work_is_a_deterministic_checksum_and_nothing_at_zero),
+        cmocka_unit_test(wait_accept_says_when_a_stats_line_is_due),
         cmocka_unit_test(server_start_announces_and_accepts_and_stops_on_sigterm),
         cmocka_unit_test(server_start_exits_1_when_the_port_is_taken),
         cmocka_unit_test(listening_on_port_zero_gets_a_real_port),
