@@ -18,6 +18,7 @@
 #include "conformance.h"
 #include "frame.h"
 #include "net.h"
+#include "proc_probe.h"
 #include "proto.h"
 
 #define WRITE_TIMEOUT_S 1      /* the cases' --write-timeout */
@@ -225,23 +226,11 @@ void sigterm_right_after_listening_exits_zero_every_time(void **state)
 
 /* ---- Fewer file descriptors than clients ---- */
 
-/* The router's CPU time so far, in ms (utime + stime from /proc/PID/stat), or -1. */
+/* The router's CPU time so far, in ms, or -1. */
 static long cpu_ms(pid_t pid)
 {
-    char path[64], text[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return -1;
-    size_t n = fread(text, 1, sizeof text - 1, fp);
-    fclose(fp);
-    text[n] = '\0';
-    const char *p = strrchr(text, ')'); /* the name may hold spaces; fields follow it */
-    unsigned long utime, stime;
-    if (!p ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
-        return -1;
-    return (long)((utime + stime) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
+    struct proc_usage u;
+    return proc_usage(pid, &u) == 0 ? (long)(u.cpu_s * 1000) : -1;
 }
 
 /*
