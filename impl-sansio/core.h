@@ -68,9 +68,9 @@ enum core_close_reason {
 struct core_action {
     enum core_action_kind kind;
     int key;
-    uint32_t id;           /* the client's ID, for logs (0: a client turned away) */
-    const uint8_t *bytes;  /* CORE_WRITE: every byte queued for key and not taken yet; valid */
-    size_t len;            /*   until the next call into the core other than core_next_action */
+    uint32_t id;          /* the client's ID, for logs (0: a client turned away) */
+    const uint8_t *bytes; /* CORE_WRITE: every byte queued for key and not taken yet; valid */
+    size_t len;           /*   until the next call into the core other than core_next_action */
     enum core_close_reason reason; /* CORE_CLOSE */
 };
 
@@ -91,8 +91,9 @@ void core_written(struct core *r, int key, size_t n, int64_t now_ms);
 void core_writable(struct core *r, int key, int64_t now_ms);
 /* The client on key is gone: end of file or a socket error. */
 void core_closed(struct core *r, int key, int64_t now_ms);
-/* Time passed: evict the slow consumers. Returns when the next deadline falls (now_ms or later),
- * or -1 if none is set. Events only push deadlines later, so tick at least at that time. */
+/* Time passed: evict the slow consumers. Returns when the next deadline falls (after now_ms),
+ * or -1 if none is set. Events set deadlines too (a queue that fills starts one), so call it
+ * after the events of a turn, and wait no longer than what it returned. */
 int64_t core_tick(struct core *r, int64_t now_ms);
 /* Shutdown: close every client; what was queued for them is dropped and counted. */
 void core_stop(struct core *r);
