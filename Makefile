@@ -115,6 +115,11 @@ fuzz: build/fuzz_frame
 sim: $(BUILD)/sim_sansio
 	$(BUILD)/sim_sansio $(if $(SEED),--seed $(SEED)) $(if $(STEPS),--steps $(STEPS))
 
+# The proof that the simulator finds bugs: four planted in the core, each against the simulator
+# and the conformance suite (tests/sim_planted.sh; SIM_ONLY=1 skips the suite).
+sim-planted: all
+	@tests/sim_planted.sh
+
 check: all
 	@test -n "$(ROUTER)" || { echo "usage: make check ROUTER='command [args]'" >&2; exit 2; }
 	$(BUILD)/conformance $(ROUTER)

@@ -34,6 +34,12 @@
 #include "proto.h"
 #include "work.h"
 
+/* PLANT n (1..4) compiles in one realistic bug, to show that the simulator finds it: only
+ * tests/sim_planted.sh sets it. 0, the default, is the router. */
+#ifndef PLANT
+#define PLANT 0
+#endif
+
 enum conn_state { OPEN, QUITTING, REFUSED, CLOSED };
 
 struct conn {
@@ -51,6 +57,9 @@ struct conn {
     bool write_offered; /* a CORE_WRITE of out.bytes[done, len) is out, not reported yet */
     size_t offered;     /* its length */
     bool socket_full;   /* the socket took less than offered: wait for core_writable */
+#if PLANT == 4
+    size_t left; /* what the last write left behind */
+#endif
 
     bool reading;      /* what the core wants */
     bool reading_told; /* what the driver was last told (a new client is read) */
@@ -80,6 +89,9 @@ struct core {
     struct list closing;   /* CLOSED conns, their CORE_CLOSE not handed out yet */
     int orphan_key;        /* a key turned away with no memory for a conn, or -1 */
     struct stats stats;
+#if PLANT == 3
+    struct inbuf *leftover; /* by key */
+#endif
 };
 
 static size_t queued(const struct conn *c)
@@ -87,9 +99,18 @@ static size_t queued(const struct conn *c)
     return c->out.len - c->done;
 }
 
+/* What the limits count: every byte queued. */
+static size_t pending(const struct conn *c)
+{
+#if PLANT == 4 /* the bug: count what the socket refused, forgetting what was queued since */
+    return c->left;
+#endif
+    return queued(c);
+}
+
 static bool over_limit(const struct conn *c)
 {
-    return queued(c) >= c->r->cfg.max_pending;
+    return pending(c) >= c->r->cfg.max_pending;
 }
 
 static void conn_close(struct conn *c, enum core_close_reason reason);
@@ -233,7 +254,9 @@ static void retire(struct conn *c)
     if (c->state != OPEN)
         return;
     conn_table_remove(&c->r->conns, c->id);
+#if PLANT != 1 /* the bug: forget the senders blocked on a client that leaves */
     list_splice(&c->r->ready, &c->waiters);
+#endif
     list_remove(&c->wait_link);
     c->blocked = false;
     set_reading(c, false);
@@ -308,7 +331,7 @@ static void resume(struct conn *s)
  * however long: so a queue holds at most max_pending bytes, or one longer frame. */
 static bool no_room(const struct conn *q, size_t len)
 {
-    return queued(q) > 0 && queued(q) + len > q->r->cfg.max_pending;
+    return pending(q) > 0 && pending(q) + len > q->r->cfg.max_pending;
 }
 
 /*
@@ -373,7 +396,7 @@ static void after_write(struct conn *c)
 {
     if (c->state == QUITTING && queued(c) == 0)
         conn_close(c, CORE_CLOSE_TOO_LONG);
-    else if (2 * queued(c) < c->r->cfg.max_pending)
+    else if (2 * pending(c) < c->r->cfg.max_pending)
         list_splice(&c->r->ready, &c->waiters);
 }
 
@@ -398,6 +421,10 @@ static struct conn *conn_new(struct core *r, int key)
             return NULL;
         memset(by_key + r->nkeys, 0, (n - r->nkeys) * sizeof *by_key);
         r->by_key = by_key;
+#if PLANT == 3
+        r->leftover = realloc(r->leftover, n * sizeof *r->leftover);
+        memset(r->leftover + r->nkeys, 0, (n - r->nkeys) * sizeof *r->leftover);
+#endif
         r->nkeys = n;
     }
     struct conn *c = calloc(1, sizeof *c);
@@ -405,6 +432,10 @@ static struct conn *conn_new(struct core *r, int key)
         return NULL;
     c->r = r;
     c->key = key;
+#if PLANT == 3 /* the bug: a key's state outlives its client: the next one inherits its input */
+    c->in = r->leftover[key];
+    r->leftover[key] = (struct inbuf){0};
+#endif
     list_init(&c->wait_link);
     list_init(&c->waiters);
     list_init(&c->todo_link);
@@ -469,6 +500,13 @@ void core_received(struct core *r, int key, const uint8_t *p, size_t len, int64_
         keep(c, p, n);
         p += n;
         len -= n;
+#if PLANT == 2 /* the bug: route the frames in the new bytes first, then the one completed */
+        if (!c->blocked) {
+            n = route_frames(c, p, len);
+            p += n;
+            len -= n;
+        }
+#endif
         route_kept(c);
     }
     if (inbuf_empty(&c->in)) {
@@ -492,6 +530,9 @@ void core_written(struct core *r, int key, size_t n, int64_t now_ms)
         n = c->offered; /* more than it was given: count what it was given */
     if (n < c->offered)
         c->socket_full = true;
+#if PLANT == 4
+    c->left = c->offered - n;
+#endif
     if (c->state == REFUSED) {
         if (n == c->offered)
             r->stats.error_frames++;
@@ -569,6 +610,13 @@ void core_stop(struct core *r)
 
 static void conn_free(struct conn *c)
 {
+#if PLANT == 3
+    if (c->r->leftover) {
+        inbuf_free(&c->r->leftover[c->key]);
+        c->r->leftover[c->key] = c->in;
+        c->in = (struct inbuf){0};
+    }
+#endif
     inbuf_free(&c->in);
     outbuf_free(&c->out);
     free(c);
@@ -648,6 +696,11 @@ void core_free(struct core *r)
         list_remove(&c->todo_link);
         conn_free(c);
     }
+#if PLANT == 3
+    for (size_t k = 0; k < r->nkeys; k++)
+        inbuf_free(&r->leftover[k]);
+    free(r->leftover);
+#endif
     free(r->by_key);
     conn_table_free(&r->conns);
     free(r);

@@ -188,6 +188,9 @@ struct sim {
     char failure[512];
 };
 
+static const char *program; /* argv[0], for the replay line of a build with a planted bug */
+static long failed_at;      /* the step of the last failure (steps + 1: while coming to rest) */
+
 static void fail(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void fail(struct sim *s, const char *fmt, ...)
@@ -199,6 +202,7 @@ static void fail(struct sim *s, const char *fmt, ...)
                 : snprintf(s->failure, sizeof s->failure, "at rest after step %ld: ", s->steps);
     vsnprintf(s->failure + n, sizeof s->failure - (size_t)n, fmt, ap);
     va_end(ap);
+    failed_at = s->step;
     longjmp(s->fail_jump, 1);
 }
 
@@ -1007,17 +1011,30 @@ static long shrink(uint64_t seed, long steps, char failure[512])
     return hi;
 }
 
-static bool run_and_report(uint64_t seed, long steps, bool quiet)
+/* Run one seed; on failure print it, shrink it, and say how to replay it. Returns 0 if it
+ * passed, else the shortest failing prefix; *at is the step the full run failed at. */
+static long run_and_report(uint64_t seed, long steps, bool quiet, long *at)
 {
     char failure[512];
     if (run(seed, steps, quiet, failure))
-        return true;
+        return 0;
+    *at = failed_at;
     printf("seed %" PRIu64 " FAILED: %s\n", seed, failure);
     long k = shrink(seed, steps, failure);
-    printf("seed %" PRIu64 " fails at step %ld: %s\nreplay: make sim SEED=%" PRIu64 " STEPS=%ld\n",
-           seed, k, failure, seed, k);
+    printf("seed %" PRIu64 " fails at step %ld: %s\n", seed, k, failure);
+#if defined(PLANT) && PLANT != 0
+    printf("replay: %s --seed %" PRIu64 " --steps %ld\n", program, seed, k);
+#else
+    printf("replay: make sim SEED=%" PRIu64 " STEPS=%ld\n", seed, k);
+#endif
     fflush(stdout);
-    return false;
+    return k;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
 }
 
 int main(int argc, char **argv)
@@ -1025,6 +1042,7 @@ int main(int argc, char **argv)
     uint64_t seed = 0;
     long steps = -1, seeds = DEFAULT_SEEDS;
     bool one = false, quiet = false;
+    program = argv[0];
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
             seed = strtoull(argv[++i], NULL, 0);
@@ -1050,18 +1068,35 @@ int main(int argc, char **argv)
                DEFAULT_STEPS);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    bool ok = true;
-    long runs = 0;
-    if (one) {
-        ok = run_and_report(seed, steps, quiet);
-        runs = 1;
-    } else {
-        for (long i = 1; i <= seeds; i++, runs++)
-            ok = run_and_report((uint64_t)i, steps, quiet) && ok;
+    long runs = 0, failures = 0, first_seed = 0, first_at = 0, until_first = 0, at = 0;
+    long *shortest = must_realloc(NULL, (size_t)(seeds > 0 ? seeds : 1) * sizeof *shortest);
+    uint64_t from = one ? seed : 1, to = one ? seed : (uint64_t)seeds;
+    for (uint64_t i = from; i >= from && i <= to; i++, runs++) {
+        long k = run_and_report(i, steps, quiet, &at);
+        if (k == 0) {
+            until_first += failures ? 0 : steps;
+            continue;
+        }
+        if (failures == 0) {
+            first_seed = (long)i;
+            first_at = at;
+            until_first += at;
+        }
+        shortest[failures++] = k;
     }
+    bool ok = failures == 0;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     printf("sim_sansio: %s: %ld run%s, %ld steps, %.1f s\n", ok ? "passed" : "FAILED", runs,
            runs == 1 ? "" : "s", runs * steps, secs);
+    if (!ok) {
+        qsort(shortest, (size_t)failures, sizeof *shortest, by_value);
+        printf("sim_sansio: %ld of %ld seeds failed; the first, seed %ld, at step %ld%s (%ld steps "
+               "simulated until then); shortest failing prefixes: %ld to %ld steps, median %ld\n",
+               failures, runs, first_seed, first_at > steps ? steps : first_at,
+               first_at > steps ? " (coming to rest)" : "", until_first, shortest[0],
+               shortest[failures - 1], shortest[failures / 2]);
+    }
+    free(shortest);
     return ok ? 0 : 1;
 }
