@@ -12,7 +12,7 @@
  *     uint32_t id = core_connected(r, fd, now);        // 0: turned away ("server full")
  *     core_received(r, fd, buf, n, now);               // whatever read(2) returned
  *     struct core_action a;
- *     while (core_next_action(r, &a))                  // after EVERY event, before the next
+ *     while (core_next_action(r, &a))                  // after an event, or a poll turn's
  *         switch (a.kind) {
  *         case CORE_WRITE: n = write(fd_of(a.key), a.bytes, a.len);
  *                          core_written(r, a.key, n > 0 ? n : 0, now); break; // short: POLLOUT,
@@ -25,6 +25,11 @@
  * index: small non-negative ints, the core indexes an array with them). A key is the core's
  * from core_connected until the core answers CORE_CLOSE for it; after that no action names
  * it, events naming it are ignored, and the caller may use it for a new client.
+ *
+ * Actions are computed when they are taken, so they may wait for several events (a poll turn):
+ * a WRITE then offers everything queued by then. Take them all before core_connected (a key
+ * closed meanwhile may come back), and do each before taking the next. Bytes read from a
+ * client after its CORE_STOP_READING was taken are a broken contract; before, they are kept.
  */
 #ifndef CORE_H
 #define CORE_H

@@ -225,24 +225,22 @@ static void on_readable(struct driver *d, int fd)
             log_debug("read: %s", strerror(errno));
         core_closed(d->core, fd, d->now);
     }
-    drain(d);
 }
 
+/* What poll said of one client. The actions wait for the end of the turn (see turn), so a
+ * client the core has closed or stopped reading may still be read once: the core ignores or
+ * keeps those bytes. */
 static void on_client(struct driver *d, int fd, short revents)
 {
     struct fd_state *s = fd_of(d, fd);
     if (s->slot < 0)
         return; /* closed earlier this turn */
-    short events = d->pfds[s->slot].events;
     if ((revents & POLLOUT) && s->want_out) {
         s->want_out = false;
         poll_events(d, fd, 0, POLLOUT);
         core_writable(d->core, fd, d->now);
-        drain(d);
     }
-    if (s->slot < 0)
-        return;
-    if ((revents & POLLIN) && (events & POLLIN)) {
+    if ((revents & POLLIN) && (d->pfds[s->slot].events & POLLIN)) {
         on_readable(d, fd);
     } else if (revents & (POLLERR | POLLHUP | POLLNVAL)) {
         /* Dead, and not read (it waits on a full queue) or lingering: nothing more to learn. */
@@ -250,7 +248,6 @@ static void on_client(struct driver *d, int fd, short revents)
             close_fd(d, fd);
         else
             core_closed(d->core, fd, d->now);
-        drain(d);
     }
 }
 
@@ -298,7 +295,7 @@ static int64_t earliest(int64_t a, int64_t b)
 static int wait_ms(const struct driver *d)
 {
     int64_t when = earliest(d->next_deadline, earliest(d->next_stats, d->accept_again));
-    for (size_t i = 2; i < d->npfds; i++)
+    for (size_t i = 2; d->lingering > 0 && i < d->npfds; i++)
         if (d->fds[d->pfds[i].fd].lingering)
             when = earliest(when, d->fds[d->pfds[i].fd].linger_end);
     if (when < 0)
@@ -313,7 +310,7 @@ static void on_time(struct driver *d)
         d->accept_again = -1;
         d->pfds[0].events = POLLIN;
     }
-    for (size_t i = d->npfds; i-- > 2;) { /* close_fd moves the last entry here: seen already */
+    for (size_t i = d->npfds; d->lingering > 0 && i-- > 2;) { /* close_fd moves the last here */
         int fd = d->pfds[i].fd;
         if (d->fds[fd].lingering && d->now >= d->fds[fd].linger_end)
             close_fd(d, fd);
@@ -326,8 +323,9 @@ static void on_time(struct driver *d)
     drain(d);
 }
 
-/* One turn: wait, then hand every descriptor's news to the core. The entries poll filled in
- * are copied first: handling one client can close others and reorder pfds. */
+/* One turn: wait, then hand every descriptor's news to the core, and do what it says once, at
+ * the end: a queue that got frames from many reads leaves in one write, as in the reactor. The
+ * entries poll filled in are copied first: the actions close clients and reorder pfds. */
 static bool turn(struct driver *d, struct pollfd *ready)
 {
     int n = poll(d->pfds, d->npfds, wait_ms(d));
@@ -347,6 +345,7 @@ static bool turn(struct driver *d, struct pollfd *ready)
     }
     for (size_t i = 0; i < nready; i++)
         on_client(d, ready[i].fd, ready[i].revents);
+    drain(d);
     if (n > 0 && (d->pfds[0].revents & POLLIN))
         on_listener(d); /* last: a descriptor closed above may be reused by accept */
     on_time(d);

@@ -33,9 +33,11 @@ for n in 1 2 3 4; do
     grep -m1 "^replay:" "$out/$n/sim.txt"
     tail -n 2 "$out/$n/sim.txt"
     [ "${SIM_ONLY:-0}" = 1 ] && continue
+    start=$(date +%s)
     build/conformance "$out/$n/router-sansio" > "$out/$n/conformance.txt" 2>&1
-    echo "conformance: exit $?; $(grep -c '\[  FAILED  \] [a-z]' "$out/$n/conformance.txt") cases failed:" \
-        "$(grep '\[  FAILED  \] [a-z]' "$out/$n/conformance.txt" | sed 's/.*\] //' | tr '\n' ' ')"
+    rc=$?
+    cases=$(grep '\[  FAILED  \] [a-z]' "$out/$n/conformance.txt" | sed 's/.*\] //' | sort -u)
+    echo "conformance: exit $rc after $(($(date +%s) - start)) s; failed:" $cases
     sed -n '/^property/,/^conformance:/p' "$out/$n/conformance.txt"
     echo
 done
