@@ -6,7 +6,7 @@
  * connected, bytes arrived, the socket took bytes, a client closed, time passed) and answers
  * with actions (write these bytes, stop or resume reading, close). It makes no system call,
  * reads no clock and never blocks: time is a number the caller passes in. So a poll loop can
- * drive it (router.c), and so can a simulator that plays every client (tests/sim_sansio.c).
+ * drive it (router.c, with epoll), and so can a simulator that plays every client (tests/sim_sansio.c).
  *
  *     struct core *r = core_new(&cfg);                 // cfg.ids initialised by the caller
  *     uint32_t id = core_connected(r, fd, now);        // 0: turned away ("server full")

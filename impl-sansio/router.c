@@ -1,16 +1,16 @@
 /*
  * router-sansio - the router as a state machine with no I/O (core.c), driven by a hand-written
- * poll(2) loop (this file).
+ * epoll(7) loop (this file).
  *
  * Pattern: sans-IO. The protocol and the routing live in a plain state machine that takes
  * events (connected, bytes arrived, the socket took n bytes, closed, time passed) and answers
  * with actions (write these bytes, stop or resume reading, close). It owns no socket, reads no
- * clock and starts no thread. This file is the only one that does I/O: one poll() over the
- * listener, the signalfd and every client, feeding what happens to the core and doing what it
- * says - the blog's poll_next, in C.
+ * clock and starts no thread. This file is the only one that does I/O: one loop that waits on
+ * the listener, the signalfd and every client, feeds what happened to the core and does what
+ * it says - the blog's poll_next, in C.
  * Lesson: with the I/O outside, the whole router is a function of its inputs, so a simulator
  * can play thousands of clients against it in a second, with every split, stall and time jump
- * reproducible from a seed (tests/sim_sansio.c); and the same core could run under epoll,
+ * reproducible from a seed (tests/sim_sansio.c); and the same core could run under poll,
  * io_uring or libuv without a change.
  * Flaw: the state machine is explicit, and so more code than a callback: every "then" of the
  * reactor (stop reading, write later, close once written) becomes a state to record and an
@@ -18,10 +18,10 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -35,93 +35,81 @@
 
 static const struct router_info info = {
     .name = "router-sansio",
-    .summary = "A sans-IO state machine driven by a hand-written poll(2) loop.",
+    .summary = "A sans-IO state machine driven by a hand-written epoll loop.",
 };
 
 #define READ_SIZE (64 * 1024) /* the loop's one read buffer */
+#define EVENTS 256            /* readiness reports taken per epoll_wait */
 #define ACCEPTS_PER_TURN 64   /* so a storm of connects does not starve the clients */
 #define LINGER_MAX 16         /* clients sent away and draining at once (spare descriptors) */
 
 /* What the loop knows of a descriptor; the core knows the rest. Indexed by fd, the core's key. */
 struct fd_state {
-    int slot;       /* index in pfds, or -1: not polled */
-    bool want_out;  /* the last write was short: wait for POLLOUT, then core_writable */
-    bool lingering; /* sent away: writing shut down, input discarded until EOF or linger_end */
+    bool open;       /* a client's, registered with epoll */
+    uint32_t events; /* what epoll watches: EPOLLIN while the core reads it, EPOLLOUT ... */
+    bool want_out;   /* ... after a short write, until the socket has room: core_writable */
+    bool lingering;  /* sent away: writing shut down, input discarded until EOF or the end */
     int64_t linger_end;
 };
 
 struct driver {
     struct options opt;
     struct core *core;
-    int listen_fd, signal_fd;
-    struct pollfd *pfds; /* [0] listener, [1] signalfd, then every client and lingering fd */
-    size_t npfds, pfds_cap;
+    int epoll_fd, listen_fd, signal_fd;
     struct fd_state *fds;
     size_t nfds;
-    size_t lingering;
+    int lingering[LINGER_MAX]; /* the lingering fds */
+    size_t nlingering;
     int64_t now, accept_again, next_stats, next_deadline; /* -1: none */
     uint8_t buf[READ_SIZE];
 };
 
-static void must_grow(void **p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return;
-    size_t n = *cap ? *cap : 64;
-    while (n < need)
-        n *= 2;
-    void *grown = realloc(*p, n * size);
-    if (!grown)
-        log_fatal("out of memory");
-    *p = grown;
-    *cap = n;
-}
-
 static struct fd_state *fd_of(struct driver *d, int fd)
 {
-    size_t old = d->nfds;
-    must_grow((void **)&d->fds, &d->nfds, (size_t)fd + 1, sizeof *d->fds);
-    for (size_t i = old; i < d->nfds; i++)
-        d->fds[i] = (struct fd_state){.slot = -1};
+    if ((size_t)fd >= d->nfds) {
+        size_t n = d->nfds ? d->nfds : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        struct fd_state *fds = realloc(d->fds, n * sizeof *fds);
+        if (!fds)
+            log_fatal("out of memory");
+        memset(fds + d->nfds, 0, (n - d->nfds) * sizeof *fds);
+        d->fds = fds;
+        d->nfds = n;
+    }
     return &d->fds[fd];
 }
 
-static void poll_add(struct driver *d, int fd, short events)
+static void watch(struct driver *d, int fd, int op, uint32_t events)
 {
-    must_grow((void **)&d->pfds, &d->pfds_cap, d->npfds + 1, sizeof *d->pfds);
-    fd_of(d, fd)->slot = (int)d->npfds;
-    d->pfds[d->npfds++] = (struct pollfd){.fd = fd, .events = events};
+    struct epoll_event ev = {.events = events, .data.fd = fd};
+    if (epoll_ctl(d->epoll_fd, op, fd, &ev) != 0)
+        log_fatal("epoll_ctl: %s", strerror(errno));
 }
 
-/* Stop polling fd: the last entry takes its place. */
-static void poll_remove(struct driver *d, int fd)
+/* Watch fd for events | on, minus off: one epoll_ctl, only if that changes anything. */
+static void set_events(struct driver *d, int fd, uint32_t on, uint32_t off)
 {
     struct fd_state *s = fd_of(d, fd);
-    if (s->slot < 0)
+    uint32_t events = (s->events | on) & ~off;
+    if (!s->open || events == s->events)
         return;
-    struct pollfd last = d->pfds[--d->npfds];
-    if ((size_t)s->slot < d->npfds) {
-        d->pfds[s->slot] = last;
-        d->fds[last.fd].slot = s->slot;
-    }
-    s->slot = -1;
-}
-
-static void poll_events(struct driver *d, int fd, short on, short off)
-{
-    struct fd_state *s = fd_of(d, fd);
-    if (s->slot >= 0)
-        d->pfds[s->slot].events = (short)((d->pfds[s->slot].events | on) & ~off);
+    s->events = events;
+    watch(d, fd, EPOLL_CTL_MOD, events);
 }
 
 static void close_fd(struct driver *d, int fd)
 {
-    poll_remove(d, fd);
     struct fd_state *s = fd_of(d, fd);
-    if (s->lingering)
-        d->lingering--;
-    *s = (struct fd_state){.slot = -1};
-    if (close(fd) != 0)
+    if (s->lingering) {
+        for (size_t i = 0; i < d->nlingering; i++)
+            if (d->lingering[i] == fd) {
+                d->lingering[i] = d->lingering[--d->nlingering];
+                break;
+            }
+    }
+    *s = (struct fd_state){0};
+    if (close(fd) != 0) /* which also takes it out of the epoll set */
         log_warn("close: %s", strerror(errno));
 }
 
@@ -131,15 +119,15 @@ static void close_fd(struct driver *d, int fd)
 static void linger(struct driver *d, int fd)
 {
     struct fd_state *s = fd_of(d, fd);
-    if (d->lingering >= LINGER_MAX || shutdown(fd, SHUT_WR) != 0) {
+    if (d->nlingering == LINGER_MAX || shutdown(fd, SHUT_WR) != 0) {
         close_fd(d, fd);
         return;
     }
-    d->lingering++;
+    d->lingering[d->nlingering++] = fd;
     s->lingering = true;
     s->want_out = false;
     s->linger_end = d->now + NET_LINGER_MS;
-    poll_events(d, fd, POLLIN, POLLOUT);
+    set_events(d, fd, EPOLLIN, EPOLLOUT);
 }
 
 static void log_close(const struct driver *d, const struct core_action *a)
@@ -164,7 +152,7 @@ static void log_close(const struct driver *d, const struct core_action *a)
     }
 }
 
-/* Do what the core asks, until it asks nothing more. Called after every event. */
+/* Do what the core asks, until it asks nothing more. */
 static void drain(struct driver *d)
 {
     struct core_action a;
@@ -181,18 +169,18 @@ static void drain(struct driver *d)
                 break;
             }
             size_t took = n > 0 ? (size_t)n : 0;
-            if (took < a.len) { /* the socket is full: POLLOUT says when it has room */
+            if (took < a.len) { /* the socket is full: EPOLLOUT says when it has room */
                 fd_of(d, a.key)->want_out = true;
-                poll_events(d, a.key, POLLOUT, 0);
+                set_events(d, a.key, EPOLLOUT, 0);
             }
             core_written(d->core, a.key, took, d->now);
             break;
         }
         case CORE_STOP_READING:
-            poll_events(d, a.key, 0, POLLIN);
+            set_events(d, a.key, 0, EPOLLIN);
             break;
         case CORE_START_READING:
-            poll_events(d, a.key, POLLIN, 0);
+            set_events(d, a.key, EPOLLIN, 0);
             break;
         case CORE_CLOSE:
             log_close(d, &a);
@@ -227,22 +215,22 @@ static void on_readable(struct driver *d, int fd)
     }
 }
 
-/* What poll said of one client. The actions wait for the end of the turn (see turn), so a
+/* What epoll said of one client. The actions wait for the end of the turn (see turn), so a
  * client the core has closed or stopped reading may still be read once: the core ignores or
  * keeps those bytes. */
-static void on_client(struct driver *d, int fd, short revents)
+static void on_client(struct driver *d, int fd, uint32_t ready)
 {
     struct fd_state *s = fd_of(d, fd);
-    if (s->slot < 0)
+    if (!s->open)
         return; /* closed earlier this turn */
-    if ((revents & POLLOUT) && s->want_out) {
+    if ((ready & EPOLLOUT) && s->want_out) {
         s->want_out = false;
-        poll_events(d, fd, 0, POLLOUT);
+        set_events(d, fd, 0, EPOLLOUT);
         core_writable(d->core, fd, d->now);
     }
-    if ((revents & POLLIN) && (d->pfds[s->slot].events & POLLIN)) {
+    if ((ready & EPOLLIN) && (s->events & EPOLLIN)) {
         on_readable(d, fd);
-    } else if (revents & (POLLERR | POLLHUP | POLLNVAL)) {
+    } else if (ready & (EPOLLERR | EPOLLHUP)) {
         /* Dead, and not read (it waits on a full queue) or lingering: nothing more to learn. */
         if (s->lingering)
             close_fd(d, fd);
@@ -257,12 +245,12 @@ static void on_listener(struct driver *d)
         int fd = net_accept(d->listen_fd);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                /* Out of descriptors or memory: the client stays in the backlog, and poll would
-                 * report it again at once. Stop polling the listener for a while instead. */
+                /* Out of descriptors or memory: the client stays in the backlog, and epoll would
+                 * report it again at once. Stop watching the listener for a while instead. */
                 if (d->accept_again < 0)
                     log_warn("accept: %s (retrying every 100 ms)", strerror(errno));
                 d->accept_again = d->now + 100;
-                d->pfds[0].events = 0;
+                watch(d, d->listen_fd, EPOLL_CTL_MOD, 0);
             } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED &&
                        errno != EPROTO) {
                 log_warn("accept: %s", strerror(errno));
@@ -278,11 +266,10 @@ static void on_listener(struct driver *d)
         uint32_t id = core_connected(d->core, fd, d->now);
         if (id != 0) {
             log_debug("client %" PRIu32 " connected", id);
-            poll_add(d, fd, POLLIN);
-        } else {
-            fd_of(d, fd); /* turned away: drain writes "server full" and closes it */
+            *fd_of(d, fd) = (struct fd_state){.open = true, .events = EPOLLIN};
+            watch(d, fd, EPOLL_CTL_ADD, EPOLLIN);
         }
-        drain(d);
+        drain(d); /* its ID, or "server full" and the close; and before the next key */
     }
 }
 
@@ -291,30 +278,27 @@ static int64_t earliest(int64_t a, int64_t b)
     return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
-/* How long poll may sleep: until the next write deadline, stats line, linger end or accept. */
+/* How long to sleep: until the next write deadline, stats line, linger end or accept retry. */
 static int wait_ms(const struct driver *d)
 {
     int64_t when = earliest(d->next_deadline, earliest(d->next_stats, d->accept_again));
-    for (size_t i = 2; d->lingering > 0 && i < d->npfds; i++)
-        if (d->fds[d->pfds[i].fd].lingering)
-            when = earliest(when, d->fds[d->pfds[i].fd].linger_end);
+    for (size_t i = 0; i < d->nlingering; i++)
+        when = earliest(when, d->fds[d->lingering[i]].linger_end);
     if (when < 0)
         return -1;
     return when > d->now ? (int)(when - d->now) : 0;
 }
 
-/* Timers: the accept backoff, the lingering clients, the stats line, the write deadlines. */
+/* Timers: the accept retry, the lingering clients, the stats line, the write deadlines. */
 static void on_time(struct driver *d)
 {
     if (d->accept_again >= 0 && d->now >= d->accept_again) {
         d->accept_again = -1;
-        d->pfds[0].events = POLLIN;
+        watch(d, d->listen_fd, EPOLL_CTL_MOD, EPOLLIN);
     }
-    for (size_t i = d->npfds; d->lingering > 0 && i-- > 2;) { /* close_fd moves the last here */
-        int fd = d->pfds[i].fd;
-        if (d->fds[fd].lingering && d->now >= d->fds[fd].linger_end)
-            close_fd(d, fd);
-    }
+    for (size_t i = d->nlingering; i-- > 0;) /* close_fd moves the last one here: seen already */
+        if (d->now >= d->fds[d->lingering[i]].linger_end)
+            close_fd(d, d->lingering[i]);
     if (d->next_stats >= 0 && d->now >= d->next_stats) {
         server_print_stats(&info, core_stats(d->core));
         d->next_stats += d->opt.stats_interval_ms;
@@ -323,31 +307,37 @@ static void on_time(struct driver *d)
     drain(d);
 }
 
-/* One turn: wait, then hand every descriptor's news to the core, and do what it says once, at
- * the end: a queue that got frames from many reads leaves in one write, as in the reactor. The
- * entries poll filled in are copied first: the actions close clients and reorder pfds. */
-static bool turn(struct driver *d, struct pollfd *ready)
+/* One turn: wait, hand every descriptor's news to the core, then do what it says, once: a queue
+ * that got frames from many reads leaves in one write, as in the reactor. New clients come
+ * last: a descriptor closed this turn may come back from accept. Returns false to stop. */
+static bool turn(struct driver *d)
 {
-    int n = poll(d->pfds, d->npfds, wait_ms(d));
-    if (n < 0 && errno != EINTR)
-        log_fatal("poll: %s", strerror(errno));
-    d->now = clock_now_ms();
-    size_t nready = 0;
-    for (size_t i = 2; n > 0 && i < d->npfds; i++)
-        if (d->pfds[i].revents)
-            ready[nready++] = d->pfds[i];
-    if (n > 0 && d->pfds[1].revents) {
-        struct signalfd_siginfo si;
-        if (read(d->signal_fd, &si, sizeof si) != (ssize_t)sizeof si)
-            log_warn("signalfd: %s", strerror(errno));
-        log_debug("shutdown signal received");
-        return false;
+    struct epoll_event ready[EVENTS];
+    int n = epoll_wait(d->epoll_fd, ready, EVENTS, wait_ms(d));
+    if (n < 0) {
+        if (errno != EINTR)
+            log_fatal("epoll_wait: %s", strerror(errno));
+        n = 0;
     }
-    for (size_t i = 0; i < nready; i++)
-        on_client(d, ready[i].fd, ready[i].revents);
+    d->now = clock_now_ms();
+    bool connecting = false;
+    for (int i = 0; i < n; i++) {
+        int fd = ready[i].data.fd;
+        if (fd == d->signal_fd) {
+            struct signalfd_siginfo si;
+            if (read(d->signal_fd, &si, sizeof si) != (ssize_t)sizeof si)
+                log_warn("signalfd: %s", strerror(errno));
+            log_debug("shutdown signal received");
+            return false;
+        }
+        if (fd == d->listen_fd)
+            connecting = true;
+        else
+            on_client(d, fd, ready[i].events);
+    }
     drain(d);
-    if (n > 0 && (d->pfds[0].revents & POLLIN))
-        on_listener(d); /* last: a descriptor closed above may be reused by accept */
+    if (connecting)
+        on_listener(d);
     on_time(d);
     return true;
 }
@@ -359,6 +349,12 @@ int main(int argc, char **argv)
     d.signal_fd = server_signal_fd();
     if (net_set_nonblocking(d.listen_fd) != 0)
         log_fatal("fcntl O_NONBLOCK: %s", strerror(errno));
+    d.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (d.epoll_fd < 0)
+        log_fatal("epoll_create1: %s", strerror(errno));
+    watch(&d, d.listen_fd, EPOLL_CTL_ADD, EPOLLIN);
+    watch(&d, d.signal_fd, EPOLL_CTL_ADD, EPOLLIN);
+
     struct core_config cfg = {.max_message = d.opt.max_message,
                               .max_pending = d.opt.max_pending,
                               .max_clients = d.opt.max_clients,
@@ -372,25 +368,18 @@ int main(int argc, char **argv)
     d.now = clock_now_ms();
     d.accept_again = d.next_deadline = -1;
     d.next_stats = d.opt.stats_interval_ms ? d.now + d.opt.stats_interval_ms : -1;
-    poll_add(&d, d.listen_fd, POLLIN);
-    poll_add(&d, d.signal_fd, POLLIN);
 
-    struct pollfd *ready = NULL; /* room for every client polled */
-    size_t ready_cap = 0;
-    do
-        must_grow((void **)&ready, &ready_cap, d.npfds, sizeof *ready);
-    while (turn(&d, ready));
+    while (turn(&d))
+        ;
 
     core_stop(d.core); /* every client closes; what was queued for them is counted dropped */
     drain(&d);
-    while (d.npfds > 2)
-        close_fd(&d, d.pfds[d.npfds - 1].fd); /* the lingering ones */
-    if (close(d.listen_fd) != 0)
+    while (d.nlingering > 0)
+        close_fd(&d, d.lingering[0]);
+    if (close(d.listen_fd) != 0 || close(d.epoll_fd) != 0)
         log_warn("close: %s", strerror(errno));
     server_finish(&info, core_stats(d.core));
     core_free(d.core);
-    free(ready);
-    free(d.pfds);
     free(d.fds);
     return 0;
 }
