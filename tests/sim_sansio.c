@@ -1097,7 +1097,7 @@ int main(int argc, char **argv)
         }
     }
     if (steps < 0)
-        steps = SANITIZED && !one ? DEFAULT_STEPS / 10 : DEFAULT_STEPS;
+        steps = SANITIZED && !one ? DEFAULT_STEPS / 4 : DEFAULT_STEPS;
     if (SANITIZED && !one)
         printf("sim_sansio: built with a sanitizer: %ld steps a seed instead of %d\n", steps,
                DEFAULT_STEPS);
