@@ -10,7 +10,8 @@
  *     until its CORE_CLOSE is handed out; only then is it freed, so a pointer to it held further
  *     up the stack stays valid for the rest of the event.
  *   - queued(c), the bytes of c's queue the socket has not taken, is what --max-pending bounds:
- *     a frame is queued only if it fits, or if the queue is empty (one frame, however long).
+ *     a frame is queued only if it fits, or if the queue is empty (one frame, however long);
+ *     beyond that, at most two short error frames (a notice, "message too long").
  *   - A blocked sender is in the waiters of exactly one client, or on r->ready; it is not read.
  *   - Every queued frame is counted once: forwarded when its last byte is taken, dropped when
  *     its destination closes first (even if part of it went out).

@@ -5,21 +5,23 @@
  * write deadlines - and the counters, and enforces every limit. It is fed events (a client
  * connected, bytes arrived, the socket took bytes, a client closed, time passed) and answers
  * with actions (write these bytes, stop or resume reading, close). It makes no system call,
- * reads no clock and never blocks: time is a number the caller passes in. So a poll loop can
- * drive it (router.c, with epoll), and so can a simulator that plays every client (tests/sim_sansio.c).
+ * reads no clock and never blocks: time is a number the caller passes in. So an event loop can
+ * drive it (router.c, with epoll), and so can a simulator that plays every client
+ * (tests/sim_sansio.c).
  *
- *     struct core *r = core_new(&cfg);                 // cfg.ids initialised by the caller
- *     uint32_t id = core_connected(r, fd, now);        // 0: turned away ("server full")
- *     core_received(r, fd, buf, n, now);               // whatever read(2) returned
+ *     struct core *r = core_new(&cfg);                // cfg.ids initialised by the caller
+ *     uint32_t id = core_connected(r, fd, now);       // the key is the fd; 0: "server full"
+ *     core_received(r, fd, buf, n, now);              // whatever read(2) returned
+ *     core_writable(r, fd, now);                      // POLLOUT, after a short write
  *     struct core_action a;
- *     while (core_next_action(r, &a))                  // after an event, or a poll turn's
+ *     while (core_next_action(r, &a))                 // after an event, or a poll turn
  *         switch (a.kind) {
- *         case CORE_WRITE: n = write(fd_of(a.key), a.bytes, a.len);
- *                          core_written(r, a.key, n > 0 ? n : 0, now); break; // short: POLLOUT,
- *         case CORE_STOP_READING: ...; case CORE_START_READING: ...;   // then core_writable
- *         case CORE_CLOSE: close(fd_of(a.key)); break;
+ *         case CORE_WRITE:        n = write(a.key, a.bytes, a.len);
+ *                                 core_written(r, a.key, n > 0 ? n : 0, now); break;
+ *         case CORE_STOP_READING: case CORE_START_READING: ...; break;   // watch for input?
+ *         case CORE_CLOSE:        close(a.key); break;
  *         }
- *     int64_t deadline = core_tick(r, now);            // evictions; when to tick next (-1: never)
+ *     int64_t deadline = core_tick(r, now);           // evictions; the next one (-1: none)
  *
  * Keys name clients in events and actions. The caller picks them (a descriptor or a slot
  * index: small non-negative ints, the core indexes an array with them). A key is the core's
