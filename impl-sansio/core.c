@@ -255,7 +255,10 @@ static void retire(struct conn *c)
     if (c->state != OPEN)
         return;
     conn_table_remove(&c->r->conns, c->id);
-#if PLANT != 1 /* the bug: forget the senders blocked on a client that leaves */
+#if PLANT == 1 /* the bug: let go of the senders blocked on it, but forget to resume them */
+    while (!list_empty(&c->waiters))
+        list_remove(c->waiters.next);
+#else
     list_splice(&c->r->ready, &c->waiters);
 #endif
     list_remove(&c->wait_link);
