@@ -40,12 +40,14 @@ UNIT_TESTS := $(patsubst tests/%.c,$(BUILD)/%,$(wildcard tests/unit_*.c))
 UNIT_EXTRA_unit_channel := $(OBJ)/impl-channels/channel.o
 CONFORMANCE_SRCS := $(wildcard tests/conformance*.c)
 RACE_DRIVER := $(if $(wildcard tests/race_driver.c),$(BUILD)/race_driver)
+# router-sansio's deterministic simulator: its core, played against by simulated clients.
+SIM := $(if $(wildcard tests/sim_sansio.c),$(BUILD)/sim_sansio)
 PROGRAMS := $(ROUTERS) $(UNIT_TESTS) $(if $(CONFORMANCE_SRCS),$(BUILD)/conformance) \
-            $(RACE_DRIVER) $(if $(wildcard bench/*.c),$(BUILD)/loadgen)
+            $(RACE_DRIVER) $(SIM) $(if $(wildcard bench/*.c),$(BUILD)/loadgen)
 
 DEPS_STAMP := build/.deps-build
 
-.PHONY: all routers race-build test asan tsan fuzz check bench bench-quick bench-reference slides docs format clean
+.PHONY: all routers race-build test asan tsan fuzz check sim sim-planted bench bench-quick bench-reference slides docs format clean
 .SECONDEXPANSION:
 # Keep object files of routers: they are built through a computed prerequisite list.
 .SECONDARY:
@@ -80,6 +82,9 @@ $(BUILD)/unit_%: $(OBJ)/tests/unit_%.o $$(UNIT_EXTRA_unit_$$*) $(BUILD)/libcommo
 $(BUILD)/race_driver: $(OBJ)/tests/race_driver.o $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^
 
+$(BUILD)/sim_sansio: $(OBJ)/tests/sim_sansio.o $(OBJ)/impl-sansio/core.o $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^
+
 $(BUILD)/conformance: $(CONFORMANCE_SRCS:%.c=$(OBJ)/%.o) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS)
 
@@ -105,6 +110,15 @@ build/fuzz_frame: tests/fuzz_frame.c common/frame.c common/frame.h
 fuzz: build/fuzz_frame
 	@mkdir -p build/fuzz-corpus
 	build/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz-corpus
+
+# The simulator: make sim runs the default seeds; make sim SEED=N STEPS=M runs one.
+sim: $(BUILD)/sim_sansio
+	$(BUILD)/sim_sansio $(if $(SEED),--seed $(SEED)) $(if $(STEPS),--steps $(STEPS))
+
+# The proof that the simulator finds bugs: four planted in the core, each against the simulator
+# and the conformance suite (tests/sim_planted.sh; SIM_ONLY=1 skips the suite).
+sim-planted: all
+	@tests/sim_planted.sh
 
 check: all
 	@test -n "$(ROUTER)" || { echo "usage: make check ROUTER='command [args]'" >&2; exit 2; }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # run.sh BUILD_DIR - everything `make test` checks, in order:
-#   1. every unit test program BUILD_DIR/unit_*;
+#   1. every unit test program BUILD_DIR/unit_*, and router-sansio's simulator (sim_sansio);
 #   2. the conformance suite against every router configuration built in BUILD_DIR, each with
 #      what its description (impl-*/router.desc, read by scripts/routers.sh) says it lacks;
 #   3. tests/race_check.sh on the ThreadSanitizer build (build/tsan, or $TSAN_BUILD);
@@ -35,6 +35,13 @@ for unit in "$build"/unit_*; do
     echo "== $(basename "$unit")"
     if "$unit"; then passed; else failed "$(basename "$unit")"; fi
 done
+
+# The sans-IO core against simulated clients: its default seeds (fewer steps when sanitized).
+if [ -x "$build/sim_sansio" ]; then
+    units=$((units + 1))
+    echo "== sim_sansio"
+    if "$build/sim_sansio" --quiet; then passed; else failed "sim_sansio"; fi
+fi
 
 # ---- 2. Conformance ----
 routers=0
