@@ -62,7 +62,7 @@ static bool hand_over(struct lane *l)
     }
     l->slots[head % LANE_SLOTS] = l->open;
     l->open = NULL;
-    atomic_store_explicit(&l->head, head + 1, memory_order_release);
+    atomic_store(&l->head, head + 1); /* sequentially consistent: see lane_waiting */
     l->unannounced = true;
     return true;
 }
@@ -102,6 +102,11 @@ bool lane_publish(struct lane *l)
     bool wake = l->unannounced;
     l->unannounced = false;
     return wake;
+}
+
+bool lane_waiting(const struct lane *l)
+{
+    return atomic_load(&l->head) != atomic_load_explicit(&l->tail, memory_order_relaxed);
 }
 
 /* Deliver the mail of b, in order. */

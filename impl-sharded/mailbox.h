@@ -92,6 +92,10 @@ bool lane_put(struct lane *l, const struct mail *m, const void *body, bool count
  * consumer wakes the producer once it has taken some, and the next call hands it over). */
 bool lane_publish(struct lane *l);
 
+/* Consumer: has the producer published mail not taken yet? (Sequentially consistent, as the
+ * hand-over is.) */
+bool lane_waiting(const struct lane *l);
+
 /* Consumer: deliver every published piece of mail, in order, and free it. Returns true if the
  * producer asked for room: the caller wakes it. */
 bool lane_take(struct lane *l, lane_deliver_fn *deliver, void *ctx);

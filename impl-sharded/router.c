@@ -63,11 +63,13 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -89,7 +91,8 @@
 #include "uv_server.h"
 #include "work.h"
 
-#define MAX_LOOPS 64 /* a set of loops fits in a uint64_t (struct conn's held_by) */
+#define MAX_LOOPS 64  /* a set of loops fits in a uint64_t (struct conn's held_by) */
+#define MAIL_ROUNDS 4 /* mail taken in on_before_poll before the loop polls its sockets again */
 
 static unsigned loops_wanted; /* --loops, set by options_parse before any thread exists */
 
@@ -132,15 +135,16 @@ struct mesh {
 
 /* slide: sharded-state */
 /* One loop: the reactor's struct router, one per loop. Every field is its loop's alone; other
- * loops reach it only through the lanes (and wake it with uv_async_send on mail, which libuv
- * allows from any thread). */
+ * loops reach it only through the lanes, and wake it by writing to its bell. */
 struct router {
     uv_loop_t loop;
     struct uv_server srv;     /* write watches; on loop 0 signals and the stats timer too */
     uv_prepare_t before_poll; /* runs once a turn, just before the loop waits */
-    uv_async_t mail;          /* other loops wake this one: mail waits in its lanes */
-    struct conn_table conns;  /* ID -> struct conn, for this loop's OPEN conns */
-    struct conn_table holds;  /* ID -> struct hold: other loops' clients said to be full */
+    uv_poll_t bell;           /* bell_fd readable: another loop put mail in a lane to this one */
+    int bell_fd;              /* an eventfd; main creates and closes it, any loop writes it */
+    atomic_bool asleep; /* the one field other loops read: it may wait in epoll, ring to wake it */
+    struct conn_table conns; /* ID -> struct conn, for this loop's OPEN conns */
+    struct conn_table holds; /* ID -> struct hold: other loops' clients said to be full */
     struct list lane_waiters[MAX_LOOPS]; /* senders waiting for room in the lane to loop k */
     unsigned index;                      /* loop k owns the IDs that are k mod n */
     const struct mesh *mesh;
@@ -257,19 +261,37 @@ static void post(struct router *r, unsigned k, const struct mail *m, const void 
         log_fatal("out of memory for mail to loop %u", k);
 }
 
+/*
+ * Ring loop k's bell: one write to its eventfd. (Not uv_async_send, which does the same plus a
+ * handshake with the woken loop: that loop spins, then yields, until the sender has left
+ * uv_async_send - and when the two threads share a core, the sender is preempted right
+ * there, by the thread it woke, and every hand-off costs two extra switches.)
+ */
 static void wake(struct router *k)
 {
-    int rc = uv_async_send(&k->mail);
-    if (rc != 0)
-        log_warn("loop %u: uv_async_send: %s", k->index, uv_strerror(rc));
+    uint64_t one = 1;
+    if (write(k->bell_fd, &one, sizeof one) != (ssize_t)sizeof one && errno != EAGAIN)
+        log_warn("loop %u: write to its bell: %s", k->index, strerror(errno));
 }
 
-/* Hand this turn's mail to the other loops: a batch, and one wakeup, per loop that has mail. */
+/* Hand this turn's mail to the other loops: a batch per loop that has mail, and a ring of its
+ * bell if it may be asleep. One that is not looks at its lanes before it sleeps (asleep is set
+ * then, and both sides' accesses are sequentially consistent: either it sees the mail, or
+ * this loop sees it asleep). */
 static void publish(struct router *r)
 {
     for (unsigned k = 0; k < r->mesh->n; k++)
-        if (k != r->index && lane_publish(lane_to(r, k)))
+        if (k != r->index && lane_publish(lane_to(r, k)) && atomic_load(&r->mesh->loops[k]->asleep))
             wake(r->mesh->loops[k]);
+}
+
+/* Has another loop published mail for this one? */
+static bool mail_waiting(const struct router *r)
+{
+    for (unsigned k = 0; k < r->mesh->n; k++)
+        if (k != r->index && lane_waiting(&r->mesh->lanes[k * r->mesh->n + r->index]))
+            return true;
+    return false;
 }
 
 /* slide: sharded-cross */
@@ -752,25 +774,42 @@ static void evict(void *data, struct write_watch *w)
     conn_close(c); /* on_close settles its queue: the senders of those frames are told too */
 }
 
+static void take_mail(struct router *r);
+
 /*
  * Runs once a turn, after that turn's callbacks and just before the loop waits for I/O: resume
  * the senders whose destination drained, and flush every queue that got frames. Each can make
  * work for the other (a resumed sender fills queues; a flush drains one), so loop until both
  * lists are empty. That ends: every round moves bytes on, from a sender's buffer into a queue or
- * from a queue into the kernel, and both hold only so much. Then the mail of the turn leaves.
+ * from a queue into the kernel, and both hold only so much.
+ * Then the turn's mail leaves, and the loop says it may sleep (asleep: the other loops ring its
+ * bell for mail from then on) - unless mail came meanwhile: that is taken now, without a ring
+ * and a trip through the kernel, and the turn goes on, a few rounds at most, so that the loop
+ * still polls its sockets while mail keeps coming.
  */
 static void on_before_poll(uv_prepare_t *prepare)
 {
     struct router *r = prepare->data;
-    for (;;) {
-        if (!list_empty(&r->ready))
-            resume(list_entry(r->ready.next, struct conn, wait_link));
-        else if (!list_empty(&r->dirty))
-            flush(list_entry(r->dirty.next, struct conn, dirty_link));
-        else
-            break;
+    for (int round = 0;; round++) {
+        for (;;) {
+            if (!list_empty(&r->ready))
+                resume(list_entry(r->ready.next, struct conn, wait_link));
+            else if (!list_empty(&r->dirty))
+                flush(list_entry(r->dirty.next, struct conn, dirty_link));
+            else
+                break;
+        }
+        publish(r);
+        atomic_store(&r->asleep, true);
+        if (!mail_waiting(r))
+            return;
+        atomic_store_explicit(&r->asleep, false, memory_order_relaxed);
+        if (round == MAIL_ROUNDS) {
+            wake(r); /* poll the sockets, then come back for it */
+            return;
+        }
+        take_mail(r);
     }
-    publish(r);
 }
 
 static struct conn *conn_new(struct router *r)
@@ -1012,8 +1051,8 @@ static void stats_mail(struct router *r, const uint8_t *body, size_t len)
         server_print_stats(&info, &r->stats_sum);
 }
 
-/* Stop: close every handle but the mail wakeup (unreferenced: uv_run returns without it, and
- * other loops may still wake it until they stop too). Loop 0, told by a signal, tells the
+/* Stop: close every handle but the bell (unreferenced: uv_run returns without it, and other
+ * loops may still ring it until they stop too). Loop 0, told by a signal, tells the
  * others first. Mail left in the lanes is freed by main. */
 static void on_stop(void *data)
 {
@@ -1081,12 +1120,11 @@ static void deliver(void *data, const struct mail *m, const uint8_t *body)
     }
 }
 
-/* Another loop woke this one: take the mail in every lane to it, and let the senders waiting
- * for room in a lane from it go on if the other loop took some. What this makes (frames queued,
- * senders ready, answers) is flushed and published by on_before_poll, as for a read. */
-static void on_mail(uv_async_t *async)
+/* Take the mail in every lane to this loop, and let the senders waiting for room in a lane from
+ * this loop go on if the other loop took some. What this makes (frames queued, senders ready,
+ * answers) is flushed and published by on_before_poll, as for a read. */
+static void take_mail(struct router *r)
 {
-    struct router *r = async->data;
     for (unsigned k = 0; k < r->mesh->n && !r->stopping; k++) {
         if (k == r->index)
             continue;
@@ -1095,6 +1133,19 @@ static void on_mail(uv_async_t *async)
         if (!list_empty(&r->lane_waiters[k]) && lane_fits(lane_to(r, k), 1))
             list_splice(&r->ready, &r->lane_waiters[k]);
     }
+}
+
+/* Another loop rang this one's bell. */
+static void on_bell(uv_poll_t *bell, int status, int events)
+{
+    struct router *r = bell->data;
+    uint64_t rings;
+    (void)events;
+    atomic_store_explicit(&r->asleep, false, memory_order_relaxed);
+    if (status < 0 || (read(r->bell_fd, &rings, sizeof rings) < 0 && errno != EAGAIN))
+        log_warn("loop %u: its bell: %s", r->index,
+                 status < 0 ? uv_strerror(status) : strerror(errno));
+    take_mail(r);
 }
 
 /* ---- Setting up, running, stopping ---- */
@@ -1125,9 +1176,13 @@ static struct router *router_new(const struct mesh *m, unsigned k, const struct 
     must(uv_loop_init(&r->loop), "uv_loop_init");
     must(uv_prepare_init(&r->loop, &r->before_poll), "uv_prepare_init");
     must(uv_prepare_start(&r->before_poll, on_before_poll), "uv_prepare_start");
-    must(uv_async_init(&r->loop, &r->mail, on_mail), "uv_async_init");
-    uv_unref((uv_handle_t *)&r->mail); /* see on_stop */
-    r->before_poll.data = r->mail.data = r;
+    r->bell_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (r->bell_fd < 0)
+        log_fatal("eventfd: %s", strerror(errno));
+    must(uv_poll_init(&r->loop, &r->bell, r->bell_fd), "uv_poll_init");
+    must(uv_poll_start(&r->bell, UV_READABLE, on_bell), "uv_poll_start");
+    uv_unref((uv_handle_t *)&r->bell); /* see on_stop */
+    r->before_poll.data = r->bell.data = r;
     r->srv = (struct uv_server){.loop = &r->loop,
                                 .opt = &r->opt,
                                 .data = r,
@@ -1163,8 +1218,10 @@ static void *run(void *data)
 /* Every loop has stopped: close its last handle, and free it. */
 static void router_free(struct router *r)
 {
-    uv_close((uv_handle_t *)&r->mail, NULL);
+    uv_close((uv_handle_t *)&r->bell, NULL);
     int rc = uv_run(&r->loop, UV_RUN_DEFAULT);
+    if (close(r->bell_fd) != 0)
+        log_warn("close: %s", strerror(errno));
     if (rc == 0)
         rc = uv_loop_close(&r->loop);
     if (rc != 0)
