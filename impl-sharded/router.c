@@ -93,6 +93,7 @@
 
 #define MAX_LOOPS 64  /* a set of loops fits in a uint64_t (struct conn's held_by) */
 #define MAIL_ROUNDS 4 /* mail taken in on_before_poll before the loop polls its sockets again */
+#define PUBLISH_WORK_US 100 /* --work-us a turn does before it hands its mail over anyway */
 
 static unsigned loops_wanted; /* --loops, set by options_parse before any thread exists */
 
@@ -154,7 +155,8 @@ struct router {
     struct list ready; /* blocked senders whose destination drained */
     struct options opt;
     struct stats stats;
-    uint64_t routed, crossed; /* frames routed, and those of them that crossed to another loop */
+    uint64_t routed, crossed;    /* frames routed, and those of them that crossed to another loop */
+    unsigned work_since_publish; /* --work-us done since the mail was last handed over */
 
     /* loop 0's alone: the acceptor, and the --stats-interval line */
     uv_poll_t accepting;    /* the listening socket, readable */
@@ -280,6 +282,7 @@ static void wake(struct router *k)
  * this loop sees it asleep). */
 static void publish(struct router *r)
 {
+    r->work_since_publish = 0;
     for (unsigned k = 0; k < r->mesh->n; k++)
         if (k != r->index && lane_publish(lane_to(r, k)) && atomic_load(&r->mesh->loops[k]->asleep))
             wake(r->mesh->loops[k]);
@@ -304,6 +307,15 @@ static void cross(struct router *r, uint32_t sender, const struct frame *f)
     r->crossed++;
 }
 /* end slide */
+
+/* A turn with --work-us can run long: it hands its mail over every PUBLISH_WORK_US of work, so
+ * that the other loops start on it meanwhile, instead of all loops taking turns to work. */
+static void worked(struct router *r)
+{
+    r->work_since_publish += r->opt.work_us;
+    if (r->work_since_publish >= PUBLISH_WORK_US)
+        publish(r);
+}
 
 /* The sender's loop is told what became of frames of sender for dest. */
 static void bounce(struct router *r, uint32_t sender, uint32_t dest, enum bounce why)
@@ -647,6 +659,7 @@ static bool route(struct conn *s, const struct frame *f)
     }
     if (k != r->index) {
         cross(r, s->id, f);
+        worked(r);
         return true;
     }
     if (d) {
