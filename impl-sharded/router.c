@@ -93,7 +93,17 @@
 
 #define MAX_LOOPS 64  /* a set of loops fits in a uint64_t (struct conn's held_by) */
 #define MAIL_ROUNDS 4 /* mail taken in on_before_poll before the loop polls its sockets again */
-#define PUBLISH_WORK_US 100 /* --work-us a turn does before it hands its mail over anyway */
+#define PUBLISH_WORK_US 100
+#define LOOP_FDS                                                                                    \
+    5 /* a loop's descriptors: epoll, libuv's eventfd and signal pipe (2), its bell */ /* --work-us \
+                                                                                          a turn    \
+                                                                                          does      \
+                                                                                          before    \
+                                                                                          it hands  \
+                                                                                          its mail  \
+                                                                                          over      \
+                                                                                          anyway    \
+                                                                                        */
 
 static unsigned loops_wanted; /* --loops, set by options_parse before any thread exists */
 
@@ -790,38 +800,45 @@ static void evict(void *data, struct write_watch *w)
 static void take_mail(struct router *r);
 
 /*
+ * The turn's work is done: hand its mail over, and say this loop may sleep (asleep: the other
+ * loops ring its bell for mail from then on) - unless mail came meanwhile. That is taken now,
+ * without a ring and a trip through the kernel, and the turn goes on (returns true); a few
+ * rounds at most, so that the loop still polls its sockets while mail keeps coming.
+ */
+static bool mail_came(struct router *r, int round)
+{
+    publish(r);
+    atomic_store(&r->asleep, true);
+    if (r->stopping || !mail_waiting(r))
+        return false;
+    atomic_store_explicit(&r->asleep, false, memory_order_relaxed);
+    if (round == MAIL_ROUNDS) {
+        wake(r); /* poll the sockets first, then come back for it */
+        return false;
+    }
+    take_mail(r);
+    return true;
+}
+
+/*
  * Runs once a turn, after that turn's callbacks and just before the loop waits for I/O: resume
  * the senders whose destination drained, and flush every queue that got frames. Each can make
- * work for the other (a resumed sender fills queues; a flush drains one), so loop until both
- * lists are empty. That ends: every round moves bytes on, from a sender's buffer into a queue or
- * from a queue into the kernel, and both hold only so much.
- * Then the turn's mail leaves, and the loop says it may sleep (asleep: the other loops ring its
- * bell for mail from then on) - unless mail came meanwhile: that is taken now, without a ring
- * and a trip through the kernel, and the turn goes on, a few rounds at most, so that the loop
- * still polls its sockets while mail keeps coming.
+ * work for the other (a resumed sender fills queues; a flush drains one), and so can mail from
+ * other loops, so loop until the lists are empty and no mail came. That ends: every round moves
+ * bytes on, from a sender's buffer into a queue or from a queue into the kernel, and both hold
+ * only so much; and mail is taken here only MAIL_ROUNDS times.
  */
 static void on_before_poll(uv_prepare_t *prepare)
 {
     struct router *r = prepare->data;
-    for (int round = 0;; round++) {
-        for (;;) {
-            if (!list_empty(&r->ready))
-                resume(list_entry(r->ready.next, struct conn, wait_link));
-            else if (!list_empty(&r->dirty))
-                flush(list_entry(r->dirty.next, struct conn, dirty_link));
-            else
-                break;
-        }
-        publish(r);
-        atomic_store(&r->asleep, true);
-        if (!mail_waiting(r))
+    int rounds = 0;
+    for (;;) {
+        if (!list_empty(&r->ready))
+            resume(list_entry(r->ready.next, struct conn, wait_link));
+        else if (!list_empty(&r->dirty))
+            flush(list_entry(r->dirty.next, struct conn, dirty_link));
+        else if (!mail_came(r, rounds++))
             return;
-        atomic_store_explicit(&r->asleep, false, memory_order_relaxed);
-        if (round == MAIL_ROUNDS) {
-            wake(r); /* poll the sockets, then come back for it */
-            return;
-        }
-        take_mail(r);
     }
 }
 
@@ -1178,6 +1195,7 @@ static struct router *router_new(const struct mesh *m, unsigned k, const struct 
     r->index = k;
     r->mesh = m;
     r->listen_fd = -1;
+    atomic_init(&r->asleep, false);
     if (conn_table_init(&r->conns, r->opt.max_clients) != 0 ||
         conn_table_init(&r->holds, r->opt.max_clients) != 0)
         log_fatal("out of memory");
@@ -1254,14 +1272,14 @@ static unsigned online_cpus(void)
     return n < 1 ? 1 : n > MAX_LOOPS ? MAX_LOOPS : (unsigned)n;
 }
 
-/* Each loop beyond the first holds two more descriptors (its epoll instance and its eventfd)
- * than the ones server_start set aside: lower --max-clients to fit them, as it does. */
+/* Each loop beyond the first holds LOOP_FDS more descriptors than the ones server_start set
+ * aside: lower --max-clients to fit them, as it does. */
 static void fit_loops(struct options *opt, unsigned n)
 {
     struct rlimit lim;
     if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
         log_fatal("getrlimit: %s", strerror(errno));
-    size_t more = 2 * (size_t)(n - 1);
+    size_t more = LOOP_FDS * (size_t)(n - 1);
     if (lim.rlim_cur == RLIM_INFINITY ||
         opt->max_clients + SERVER_RESERVED_FDS + more <= lim.rlim_cur)
         return;
