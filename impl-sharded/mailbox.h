@@ -1,29 +1,31 @@
 /*
- * mailbox.h - the lanes between router-sharded's event loops: the only memory two loops share.
+ * mailbox.h - the lanes between router-sharded's event loops: the memory two loops share.
  *
  * A lane carries mail from one loop (its producer) to one other (its consumer): a bounded
  * single-producer, single-consumer queue. The producer puts mail into an open batch during its
  * turn; at the end of the turn lane_publish hands the batch over, and the producer wakes the
- * consumer once (uv_async_send) if lane_publish says so. The consumer takes every published
- * batch, in order, and frees it. So mail from one loop to another arrives in the order it was
- * put, and costs one wakeup per turn, not one per piece.
+ * consumer once, if lane_publish says so (and the consumer may be asleep: router.c). The
+ * consumer takes every published batch, in order, and frees it. So mail from one loop to
+ * another arrives in the order it was put, and costs at most one wakeup per turn, not one per
+ * piece.
  *
  *     lane_init(&l, cap);
- *     if (lane_fits(&l, len)) lane_put(&l, &m, body, true);        // producer, during a turn
- *     if (lane_publish(&l)) uv_async_send(&consumer->async);       // producer, end of turn
- *     if (lane_take(&l, deliver, ctx)) uv_async_send(&producer->async); // consumer, when woken
- *     lane_free(&l, deliver, ctx);                                 // at exit, loops stopped
+ *     if (lane_fits(&l, lane_size(len))) lane_put(&l, &m, body, true); // producer, in a turn
+ *     if (lane_publish(&l)) wake(consumer);                            // producer, turn's end
+ *     if (lane_take(&l, deliver, ctx)) wake(producer);                 // consumer, woken
+ *     lane_free(&l, deliver, ctx);                                     // at exit, both stopped
  *
- * The bound: the mail put as `counted` (the frames) takes at most cap bytes of a lane, put and
- * not yet taken, or one longer piece if the lane holds no other: lane_fits says whether more
- * fits. When it does not, the producer asks to be woken (lane_want_room) once the consumer has
- * taken some: lane_take then returns true. Mail not counted (the router's answers and notices)
- * is bounded by what causes it, never by waiting: a loop that had to wait to answer could wait
- * on a loop that waits on it.
+ * The bound: the mail put as `counted` (the frames) takes at most cap bytes of a lane (header
+ * and body: lane_size), put and not yet taken, or one longer piece if the lane holds no other:
+ * lane_fits says whether more fits. When it does not, the producer asks to be woken
+ * (lane_want_room) once the consumer has taken some: lane_take then returns true. Mail not counted
+ * (the router's answers and notices) is bounded by what causes it, never by waiting: a loop that
+ * had to wait to answer could wait on a loop that waits on it.
  *
  * No lock and no libuv here: each side writes its own fields, and the fields the other side
- * reads are C11 atomics (release/acquire for the batches, sequentially consistent for the
- * room handshake). Not thread-safe beyond that: one producer thread, one consumer thread.
+ * reads are C11 atomics, sequentially consistent where a wakeup depends on them (the room
+ * handshake, and head for the router's asleep handshake). Not thread-safe beyond that: one
+ * producer thread, one consumer thread.
  */
 #ifndef MAILBOX_H
 #define MAILBOX_H

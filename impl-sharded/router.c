@@ -7,57 +7,57 @@
  * which loop owns it, so a loop routes with no table but its own: a frame for one of its own
  * clients is queued as in the reactor; a frame for another loop's client crosses, in cross(),
  * into the lane to that loop - a bounded queue, one per pair of loops - and that loop writes it
- * as its own. The lanes are all the loops share: they carry new clients, frames, and what a
- * loop must tell another about them, as mail.
+ * as its own. Loops share only the lanes (mailbox.h) and each other's bell, which says "mail";
+ * what they must tell each other - new clients, frames, what became of frames - is mail.
  * Lesson: the reactor's ease stays inside each loop (one callback at a time, nothing locked,
  * backpressure by not reading), and now every core works: shard-per-core, as Seastar/ScyllaDB
  * and Redpanda do it, or nginx with its workers.
- * Flaw: a frame for another loop pays a hand-off - a copy into the lane, a wakeup of that loop,
- * a copy out - and the code has two kinds of delivery. A local frame is queued at once; a remote
- * one goes as mail, and what the reactor learns by looking (is the destination there? is its
- * queue full?) comes back later as more mail: eight kinds of it, every one a protocol to get
- * right.
+ * Flaw: a frame for another loop pays a hand-off - a copy into the lane, often a wakeup of that
+ * loop through the kernel, a copy out - and the code has two kinds of delivery. A local frame
+ * is queued at once; a remote one goes as mail, and what the reactor learns by looking (is the
+ * destination there? is its queue full?) comes back later as more mail: eight kinds of it,
+ * each a small protocol to get right.
  *
- * Accepting: loop 0 owns the one listener and hands each new socket to the loop that owns the
- * ID it drew, round-robin, as mail (MAIL_CLIENT). One acceptor spreads the clients evenly
- * (SO_REUSEPORT would let the kernel hash them, so loops fill unevenly and --port 0 would need
- * every listener bound to the one port), draws every ID from one allocator, and admits every
- * client in one place, so --max-clients holds across loops with no shared counter: an owner
- * tells loop 0 when a client leaves (MAIL_LEFT). Over the limit, loop 0 itself says
- * "server full" and closes the socket at once, as the reactor does.
+ * Accepting: loop 0 owns the one listening socket and hands each new client to the loop that
+ * owns the ID it drew (MAIL_CLIENT). One acceptor spreads clients evenly, round-robin
+ * (SO_REUSEPORT listeners would let the kernel hash them, so loops fill unevenly, and --port 0
+ * would need every listener on the one port); it draws every ID from one allocator; and it
+ * admits every client, so --max-clients holds across loops with no shared counter: an owner
+ * tells loop 0 when a client leaves (MAIL_LEFT). Over the limit, loop 0 says "server full" and
+ * closes the socket at once, as the reactor does.
  *
- * IDs: loop k of N owns the IDs whose remainder mod N is k. ids.h draws them as for every
- * router, and loop 0 draws until it gets one of the loop whose turn it is: sequential IDs are
- * 1, 2, 3... and come out in turn by themselves; random ones (the keyed permutation of ids.h)
- * take N draws on average and stay unique, never 0, and unpredictable beyond their remainder.
+ * IDs: loop k of N owns the IDs that are k mod N. ids.h draws them as for every router, and
+ * loop 0 draws until it gets one of the loop whose turn it is: sequential IDs (1, 2, 3...) come
+ * in turn by themselves; random ones (ids.h's keyed permutation) take N draws on average, and
+ * stay unique, never 0, and unpredictable but for their remainder.
  *
  * The bound between loops: the frames in one lane, put and not yet taken, take at most
- * --max-pending bytes (or one longer frame); a sender whose frame does not fit waits for room,
- * not reading, like a sender to a full queue. The lane's consumer drains it whole each time it
- * wakes and never refuses a frame, so a stalled client cannot stall a lane. The rest of the
- * mail answers something and is bounded by it (see mailbox.h): at most one bounce per frame,
- * one FULL and one ROOM per client and loop, one CLIENT and one LEFT per client.
+ * --max-pending bytes (or one longer frame); a sender whose frame does not fit waits, not read,
+ * like a sender to a full queue. The consumer takes all a lane holds each time it looks and
+ * never refuses a frame, so one stalled client cannot stall a lane. The other mail answers
+ * something and is bounded by it: a bounce per frame at most, a FULL and a ROOM per client and
+ * loop, a CLIENT and a LEFT per client.
  *
- * Backpressure across loops: a loop cannot look at another loop's queues, so it is told. When
- * a client's queue reaches --max-pending through frames from loop k, its loop tells loop k
- * once (MAIL_FULL); loop k then holds every sender with a frame for that client, not reading
- * it, until the client's loop says the queue drained below half, or the client left
- * (MAIL_ROOM). Frames already on their way are taken, so a queue can pass --max-pending by
- * what the lanes held before loop k heard: bounded, and memory stays bounded.
+ * Backpressure across loops: a loop cannot look at another loop's queues, so it is told. When a
+ * client's queue reaches --max-pending with frames from loop k, its loop tells loop k once
+ * (MAIL_FULL); loop k then holds every sender with a frame for that client, not reading it,
+ * until told the queue drained below half or the client left (MAIL_ROOM). Frames already on
+ * their way are taken, so a queue can pass --max-pending by what the lane held before loop k
+ * heard: bounded, so memory stays bounded, and bystanders never wait.
  *
- * Errors across loops: the destination's loop knows whether it is there; the sender's loop
- * owns the sender. A frame for a destination that is gone comes back as MAIL_BOUNCE, and
- * frames dropped with a departing destination bounce too: the sender's loop sends the error
- * frame ("unknown destination N", "destination N disconnected|too slow, frames dropped", once
- * per destination), exactly as the reactor would have. A sender whose own queue is full waits
- * before sending a frame across, since it may come back as an error frame for it.
+ * Errors across loops: the destination's loop knows whether it is there, the sender's loop owns
+ * the sender. A frame for a destination that is gone bounces back (MAIL_BOUNCE), and so do
+ * frames dropped with a departing destination; the sender's loop then sends the very error
+ * frame the reactor would have ("unknown destination N"; "destination N disconnected" or "too
+ * slow, frames dropped", once per destination). Since any frame sent across may come back as
+ * an error frame, a sender whose own queue is full waits before sending one.
  *
  * Counters: each loop keeps its own; loop 0 asks the others for theirs for a --stats-interval
- * line (MAIL_STATS), and main adds them up at exit, once every loop has stopped, with the share
- * of frames that crossed loops. Shutdown: SIGINT or SIGTERM reach loop 0, which sends
- * MAIL_STOP to every loop; each closes all its handles (its lane wakeup is unreferenced, so
- * uv_run returns), main joins the threads, frees what the lanes still hold, counting frames
- * there as dropped, and prints the summary.
+ * line (MAIL_STATS), and main adds them up once every loop has stopped, with the share of
+ * frames that crossed loops. Shutdown: SIGINT and SIGTERM reach loop 0 only, which sends
+ * MAIL_STOP to the others; each closes its handles (its bell is unreferenced, so uv_run
+ * returns), main joins the threads, frees what the lanes still hold (their frames count as
+ * dropped), and prints the summary.
  */
 #include <errno.h>
 #include <inttypes.h>
