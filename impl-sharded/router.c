@@ -144,7 +144,6 @@ struct mesh {
     struct lane *lanes; /* lanes[from * n + to]: loop from's mail for loop to */
 };
 
-/* slide: sharded-state */
 /* One loop: the reactor's struct router, one per loop. Every field is its loop's alone; other
  * loops reach it only through the lanes, and wake it by writing to its bell. */
 struct router {
@@ -180,8 +179,8 @@ struct router {
     unsigned stats_due;          /* loops that have not sent theirs yet */
     uint8_t read_buf[READ_SIZE]; /* every read lands here, see on_alloc */
 };
-/* end slide */
 
+/* slide: sharded-mail */
 /* What travels in the lanes (mailbox.h): struct mail's kind, and what a, b and the body are. */
 enum mail_kind {
     MAIL_CLIENT, /* loop 0 to the owner: a = the new client's ID, b = its socket */
@@ -193,6 +192,7 @@ enum mail_kind {
     MAIL_STATS,  /* loop 0 asks (no body); a loop answers with its struct stats */
     MAIL_STOP,   /* loop 0 to the others: SIGINT or SIGTERM, shut down */
 };
+/* end slide */
 
 enum bounce { BOUNCE_UNKNOWN, BOUNCE_DEPARTED, BOUNCE_SLOW };
 
@@ -635,6 +635,7 @@ static struct list *wait_across(struct conn *s, const struct frame *f, unsigned 
     lane_want_room(l);
     return lane_fits(l, size) ? NULL : &r->lane_waiters[k];
 }
+/* end slide */
 
 /*
  * Queue frame f from s for its destination, or send it across to the loop that owns it. If it
@@ -680,7 +681,6 @@ static bool route(struct conn *s, const struct frame *f)
     send_error(s, "unknown destination %" PRIu32, f->dest);
     return true;
 }
-/* end slide */
 
 /* A payload longer than --max-message: tell the sender and hang up once that is written. */
 static void reject_too_long(struct conn *c)
@@ -982,6 +982,7 @@ static void on_accept(uv_poll_t *poll, int status, int events)
 
 /* ---- Mail, as it arrives ---- */
 
+/* slide: sharded-arrive */
 /* A frame from another loop's client: queue it as if it had been read here. A destination that
  * is gone bounces it. Its queue over --max-pending, the sender's loop is told once (MAIL_FULL)
  * to hold its senders until it drains: the frame itself is taken whatever its queue holds, since
@@ -1002,6 +1003,7 @@ static void arrive(struct router *r, uint32_t sender, uint32_t dest, const uint8
         post(r, owner(r, sender), &(struct mail){.kind = MAIL_FULL, .b = dest}, NULL);
     }
 }
+/* end slide */
 
 /* Frames of sender for dest were dropped on dest's loop: tell the sender, as route or settle
  * would have. A frame for an unknown destination was sent before its error frame could be
