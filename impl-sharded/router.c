@@ -93,17 +93,8 @@
 
 #define MAX_LOOPS 64  /* a set of loops fits in a uint64_t (struct conn's held_by) */
 #define MAIL_ROUNDS 4 /* mail taken in on_before_poll before the loop polls its sockets again */
-#define PUBLISH_WORK_US 100
-#define LOOP_FDS                                                                                    \
-    5 /* a loop's descriptors: epoll, libuv's eventfd and signal pipe (2), its bell */ /* --work-us \
-                                                                                          a turn    \
-                                                                                          does      \
-                                                                                          before    \
-                                                                                          it hands  \
-                                                                                          its mail  \
-                                                                                          over      \
-                                                                                          anyway    \
-                                                                                        */
+#define PUBLISH_WORK_US 100 /* --work-us a turn does before it hands its mail over anyway */
+#define LOOP_FDS 5 /* a loop's descriptors: epoll, libuv's eventfd, its signal pipe, its bell */
 
 static unsigned loops_wanted; /* --loops, set by options_parse before any thread exists */
 
@@ -318,13 +309,14 @@ static void cross(struct router *r, uint32_t sender, const struct frame *f)
 }
 /* end slide */
 
-/* A turn with --work-us can run long: it hands its mail over every PUBLISH_WORK_US of work, so
- * that the other loops start on it meanwhile, instead of all loops taking turns to work. */
-static void worked(struct router *r)
+/* A turn with --work-us can run long. Before a frame's work, the mail of the last
+ * PUBLISH_WORK_US of work is handed over, so that the other loops start on it meanwhile instead
+ * of every loop waiting for the others' turns to end. */
+static void before_work(struct router *r)
 {
-    r->work_since_publish += r->opt.work_us;
     if (r->work_since_publish >= PUBLISH_WORK_US)
         publish(r);
+    r->work_since_publish += r->opt.work_us;
 }
 
 /* The sender's loop is told what became of frames of sender for dest. */
@@ -665,12 +657,12 @@ static bool route(struct conn *s, const struct frame *f)
     }
     r->routed++;
     if (r->opt.work_us > 0) {
+        before_work(r);
         work_do(f->body, f->body_len, r->opt.work_us);
         r->stats.frames_worked++;
     }
     if (k != r->index) {
         cross(r, s->id, f);
-        worked(r);
         return true;
     }
     if (d) {
