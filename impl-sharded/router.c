@@ -94,7 +94,8 @@
 #define MAX_LOOPS 64  /* a set of loops fits in a uint64_t (struct conn's held_by) */
 #define MAIL_ROUNDS 4 /* mail taken in on_before_poll before the loop polls its sockets again */
 #define PUBLISH_WORK_US 100 /* --work-us a turn does before it hands its mail over anyway */
-#define LOOP_FDS 5 /* a loop's descriptors: epoll, libuv's eventfd, its signal pipe, its bell */
+#define LOOP_FDS                                                                                   \
+    6 /* a loop's descriptors: epoll, libuv's eventfd, signal pipe and spare, its bell */
 
 static unsigned loops_wanted; /* --loops, set by options_parse before any thread exists */
 
@@ -142,6 +143,7 @@ struct router {
     struct uv_server srv;     /* write watches; on loop 0 signals and the stats timer too */
     uv_prepare_t before_poll; /* runs once a turn, just before the loop waits */
     uv_poll_t bell;           /* bell_fd readable: another loop put mail in a lane to this one */
+    uv_tcp_t spare;           /* never used: see router_new */
     int bell_fd;              /* an eventfd; main creates and closes it, any loop writes it */
     atomic_bool asleep; /* the one field other loops read: it may wait in epoll, ring to wake it */
     struct conn_table conns; /* ID -> struct conn, for this loop's OPEN conns */
@@ -1093,6 +1095,7 @@ static void on_stop(void *data)
     }
     uv_server_close(&r->srv);
     uv_close((uv_handle_t *)&r->before_poll, NULL);
+    uv_close((uv_handle_t *)&r->spare, NULL);
     for (struct list *n = r->all.next; n != &r->all; n = n->next)
         conn_close(list_entry(n, struct conn, all_link));
 }
@@ -1207,6 +1210,10 @@ static struct router *router_new(const struct mesh *m, unsigned k, const struct 
     must(uv_poll_init(&r->loop, &r->bell, r->bell_fd), "uv_poll_init");
     must(uv_poll_start(&r->bell, UV_READABLE, on_bell), "uv_poll_start");
     uv_unref((uv_handle_t *)&r->bell); /* see on_stop */
+    /* libuv keeps a spare descriptor per loop, for when accept runs out of them, and opens it
+     * with the loop's first TCP handle. Open it now: a loop's descriptors then do not grow
+     * with its first client (so a count of them before and after clients comes out even). */
+    must(uv_tcp_init(&r->loop, &r->spare), "uv_tcp_init");
     r->before_poll.data = r->bell.data = r;
     r->srv = (struct uv_server){.loop = &r->loop,
                                 .opt = &r->opt,
@@ -1266,24 +1273,41 @@ static unsigned online_cpus(void)
     return n < 1 ? 1 : n > MAX_LOOPS ? MAX_LOOPS : (unsigned)n;
 }
 
-/* Each loop beyond the first holds LOOP_FDS more descriptors than the ones server_start set
- * aside: lower --max-clients to fit them, as it does. */
-static void fit_loops(struct options *opt, unsigned n)
+/*
+ * Each loop beyond the first holds LOOP_FDS more descriptors than server_start set aside. Raise
+ * the open-file limit for them as far as allowed; if that is not enough, give the loops at most
+ * half of what is left after the router's own, and lower --max-clients to fit the rest, saying
+ * so, as server_start does. Returns the loops to run.
+ */
+static unsigned fit_loops(struct options *opt, unsigned n)
 {
     struct rlimit lim;
     if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
         log_fatal("getrlimit: %s", strerror(errno));
-    size_t more = LOOP_FDS * (size_t)(n - 1);
-    if (lim.rlim_cur == RLIM_INFINITY ||
-        opt->max_clients + SERVER_RESERVED_FDS + more <= lim.rlim_cur)
-        return;
-    if (lim.rlim_cur <= SERVER_RESERVED_FDS + more)
-        log_fatal("the open-file limit is %zu: %u loops need more (ulimit -n)",
-                  (size_t)lim.rlim_cur, n);
-    size_t fits = lim.rlim_cur - SERVER_RESERVED_FDS - more;
-    log_warn("the open-file limit is %zu: --max-clients lowered from %zu to %zu for %u loops",
-             (size_t)lim.rlim_cur, opt->max_clients, fits, n);
-    opt->max_clients = fits;
+    rlim_t want = opt->max_clients + SERVER_RESERVED_FDS + LOOP_FDS * (rlim_t)(n - 1);
+    if (lim.rlim_cur == RLIM_INFINITY || lim.rlim_cur >= want)
+        return n;
+    lim.rlim_cur = lim.rlim_max != RLIM_INFINITY && lim.rlim_max < want ? lim.rlim_max : want;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+        log_fatal("setrlimit: %s", strerror(errno));
+    if (lim.rlim_cur >= want)
+        return n;
+    size_t room = lim.rlim_cur - SERVER_RESERVED_FDS; /* at least 1: server_start saw to it */
+    unsigned most = 1 + (unsigned)(room / 2 / LOOP_FDS);
+    if (n > most) {
+        log_warn("the open-file limit is %zu: --loops lowered from %u to %u (raise it with "
+                 "ulimit -n)",
+                 (size_t)lim.rlim_cur, n, most);
+        n = most;
+    }
+    size_t fits = room - LOOP_FDS * (size_t)(n - 1);
+    if (opt->max_clients > fits) {
+        log_warn("the open-file limit is %zu: --max-clients lowered from %zu to %zu for %u "
+                 "loops",
+                 (size_t)lim.rlim_cur, opt->max_clients, fits, n);
+        opt->max_clients = fits;
+    }
+    return n;
 }
 
 int main(int argc, char **argv)
@@ -1291,8 +1315,7 @@ int main(int argc, char **argv)
     struct options opt;
     loops_wanted = online_cpus();
     int listen_fd = server_start(argc, argv, &info, &opt);
-    struct mesh m = {.n = loops_wanted};
-    fit_loops(&opt, m.n);
+    struct mesh m = {.n = fit_loops(&opt, loops_wanted)};
 
     m.lanes = calloc((size_t)m.n * m.n, sizeof *m.lanes);
     if (!m.lanes)
