@@ -1147,16 +1147,23 @@ static void deliver(void *data, const struct mail *m, const uint8_t *body)
     }
 }
 
-/* Take the mail in every lane to this loop, and let the senders waiting for room in a lane from
- * this loop go on if the other loop took some. What this makes (frames queued, senders ready,
- * answers) is flushed and published by on_before_poll, as for a read. */
+/*
+ * Take the mail in every lane to this loop. Its answers (bounces, FULL) leave at once, before
+ * the loops that waited for room in a lane are woken: so a loop that sent frames to a full
+ * client learns that before it can send more. Then the senders waiting for room in a lane from
+ * this loop go on, if the other loop took some. What else this makes (frames queued, senders
+ * ready) is flushed by on_before_poll, as for a read.
+ */
 static void take_mail(struct router *r)
 {
-    for (unsigned k = 0; k < r->mesh->n && !r->stopping; k++) {
-        if (k == r->index)
-            continue;
-        if (lane_take(&r->mesh->lanes[k * r->mesh->n + r->index], deliver, r))
-            wake(r->mesh->loops[k]); /* it waits for room in this lane */
+    uint64_t want_room = 0; /* the loops to wake */
+    for (unsigned k = 0; k < r->mesh->n && !r->stopping; k++)
+        if (k != r->index && lane_take(&r->mesh->lanes[k * r->mesh->n + r->index], deliver, r))
+            want_room |= UINT64_C(1) << k;
+    publish(r);
+    for (unsigned k = 0; k < r->mesh->n; k++) {
+        if (want_room & UINT64_C(1) << k)
+            wake(r->mesh->loops[k]);
         if (!list_empty(&r->lane_waiters[k]) && lane_fits(lane_to(r, k), 1))
             list_splice(&r->ready, &r->lane_waiters[k]);
     }
