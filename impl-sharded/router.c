@@ -42,8 +42,9 @@
  * client's queue reaches --max-pending with frames from loop k, its loop tells loop k once
  * (MAIL_FULL); loop k then holds every sender with a frame for that client, not reading it,
  * until told the queue drained below half or the client left (MAIL_ROOM). Frames already on
- * their way are taken, so a queue can pass --max-pending by what the lane held before loop k
- * heard: bounded, so memory stays bounded, and bystanders never wait.
+ * their way are taken, so a queue can pass --max-pending by what loop k sent before it heard:
+ * about two lanes' worth at most, since a loop sends its answers before it makes room in a
+ * lane (take_mail). Memory stays bounded, and bystanders never wait.
  *
  * Errors across loops: the destination's loop knows whether it is there, the sender's loop owns
  * the sender. A frame for a destination that is gone bounces back (MAIL_BOUNCE), and so do
