@@ -260,7 +260,7 @@ static struct lane *lane_to(const struct router *r, unsigned k)
     return &r->mesh->lanes[r->index * r->mesh->n + k];
 }
 
-/* Put mail for loop k; it leaves at the end of this turn (publish). */
+/* Put mail for loop k; it leaves with the next publish (at the latest, the end of the turn). */
 static void post(struct router *r, unsigned k, const struct mail *m, const void *body)
 {
     if (!lane_put(lane_to(r, k), m, body, m->kind == MAIL_FRAME))
