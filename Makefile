@@ -38,6 +38,7 @@ COMMON_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(wildcard common/*.c))
 UNIT_TESTS := $(patsubst tests/%.c,$(BUILD)/%,$(wildcard tests/unit_*.c))
 # A unit test of one router's private module links that module too.
 UNIT_EXTRA_unit_channel := $(OBJ)/impl-channels/channel.o
+UNIT_EXTRA_unit_mailbox := $(OBJ)/impl-sharded/mailbox.o
 CONFORMANCE_SRCS := $(wildcard tests/conformance*.c)
 RACE_DRIVER := $(if $(wildcard tests/race_driver.c),$(BUILD)/race_driver)
 # router-sansio's deterministic simulator: its core, played against by simulated clients.

@@ -33,6 +33,8 @@ static void usage(FILE *out, const struct router_info *info)
             info->name, info->summary, OPTIONS_DEFAULT_HOST, OPTIONS_DEFAULT_PORT,
             OPTIONS_DEFAULT_MAX_MESSAGE, OPTIONS_DEFAULT_MAX_CLIENTS, OPTIONS_DEFAULT_MAX_PENDING,
             OPTIONS_DEFAULT_WRITE_TIMEOUT_MS / 1000.0);
+    for (const struct router_option *o = info->options; o && o->name; o++)
+        fprintf(out, "%s\n", o->help);
     if (info->variants) {
         fprintf(out, "  --variant NAME     one of:\n");
         for (int i = 0; info->variants[i]; i++)
@@ -96,9 +98,10 @@ void options_parse(int argc, char **argv, const struct router_info *info, struct
         O_VERBOSE,
         O_QUIET,
         O_HELP,
-        O_VERSION
+        O_VERSION,
+        O_OWN /* the router's own options: O_OWN + their index */
     };
-    static const struct option longopts[] = {
+    static const struct option common[] = {
         {"host", required_argument, 0, O_HOST},
         {"port", required_argument, 0, O_PORT},
         {"ids", required_argument, 0, O_IDS},
@@ -116,6 +119,18 @@ void options_parse(int argc, char **argv, const struct router_info *info, struct
         {"version", no_argument, 0, O_VERSION},
         {0, 0, 0, 0},
     };
+    struct option longopts[sizeof common / sizeof *common + ROUTER_OPTIONS_MAX];
+    int n = 0, own = 0;
+    while (common[n].name) {
+        longopts[n] = common[n];
+        n++;
+    }
+    for (; info->options && info->options[own].name; own++) {
+        if (own == ROUTER_OPTIONS_MAX)
+            log_fatal("%s has more than %d options of its own", info->name, ROUTER_OPTIONS_MAX);
+        longopts[n++] = (struct option){info->options[own].name, required_argument, 0, O_OWN + own};
+    }
+    longopts[n] = (struct option){0, 0, 0, 0};
 
     log_set_program(info->name);
     *opt = (struct options){
@@ -135,6 +150,12 @@ void options_parse(int argc, char **argv, const struct router_info *info, struct
                    (tests do this) does not resume the first one's state */
     int c;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+        if (c >= O_OWN && c < O_OWN + own) {
+            const char *bad = info->options[c - O_OWN].parse(optarg);
+            if (bad)
+                bad_usage(info, bad, optarg);
+            continue;
+        }
         switch (c) {
         case O_HOST:
             opt->host = optarg;

@@ -37,6 +37,18 @@
 #define OPTIONS_DEFAULT_MAX_PENDING (1024 * 1024)
 #define OPTIONS_DEFAULT_WRITE_TIMEOUT_MS 10000
 
+/* An option of one router's own, parsed beside the common ones and listed after them in --help
+ * (router-sharded's --loops N). It takes a value: --NAME VALUE or --NAME=VALUE. */
+struct router_option {
+    const char *name; /* without the dashes: "loops" */
+    const char *help; /* its line in --help, as printed: "  --loops N          ..." */
+    /* Take the value (the router keeps it). Returns NULL, or the usage error to print, with one
+     * %s for the value: "--loops wants a number from 1 to 64, got '%s'". */
+    const char *(*parse)(const char *value);
+};
+
+#define ROUTER_OPTIONS_MAX 8 /* a router's own options, at most */
+
 /* What a router says about itself in --help. */
 struct router_info {
     const char *name;                /* "router-mutex" */
@@ -45,6 +57,7 @@ struct router_info {
     const char *const *variant_help; /* one line per variant, same order */
     bool own_signals; /* true: the router catches SIGINT/SIGTERM itself (the reactor's
                          uv_signal); false: server_start routes them to server_wait_accept */
+    const struct router_option *options; /* its own options, ending with {0}; may be NULL */
 };
 
 struct options {
@@ -58,7 +71,7 @@ struct options {
     unsigned write_timeout_ms;  /* 0: no write deadline */
     unsigned work_us;           /* CPU work per forwarded frame (work.h) */
     unsigned stats_interval_ms; /* 0: no periodic stats line */
-    const char *variant; /* one of info->variants, or NULL if the router has none */
+    const char *variant;        /* one of info->variants, or NULL if the router has none */
 };
 
 void options_parse(int argc, char **argv, const struct router_info *info, struct options *opt);

@@ -631,6 +631,58 @@ static void variant_is_accepted_only_for_declared_names(void **state)
     assert_non_null(strstr(res.err, "no variant named 'plain'"));
 }
 
+/* A router's own option (router-sharded's --loops): parsed by its callback, in --help. */
+static const char *own_value;
+static const char *parse_own(const char *value)
+{
+    if (strcmp(value, "bad") == 0)
+        return "--shards wants a good value, got '%s'";
+    own_value = value;
+    return NULL;
+}
+static const struct router_option own_options[] = {
+    {"shards", "  --shards N         a router's own option", parse_own},
+    {0},
+};
+static const struct router_info own_info = {
+    .name = "router-own",
+    .summary = "a router with an option of its own",
+    .options = own_options,
+};
+
+static void a_routers_own_option_is_parsed_listed_and_checked(void **state)
+{
+    (void)state;
+    char *both[] = {"router-own", "--shards", "3", "--port=7", NULL};
+    struct options o;
+    own_value = NULL;
+    options_parse(ARGC(both), both, &own_info, &o);
+    assert_string_equal(own_value, "3");
+    assert_int_equal(o.port, 7);
+    char *joined[] = {"router-own", "--shards=4", NULL};
+    options_parse(ARGC(joined), joined, &own_info, &o);
+    assert_string_equal(own_value, "4");
+
+    struct child_result res;
+    char *help[] = {"router-own", "--help", NULL};
+    run_parse(&own_info, help, &res);
+    assert_exit_status(&res, 0);
+    assert_non_null(strstr(res.out, "  --shards N         a router's own option\n"));
+    char *bad[] = {"router-own", "--shards", "bad", NULL};
+    run_parse(&own_info, bad, &res);
+    assert_exit_status(&res, 2);
+    assert_non_null(strstr(res.err, "router-own: --shards wants a good value, got 'bad'"));
+    assert_non_null(strstr(res.err, "usage: router-own [options]"));
+    char *missing[] = {"router-own", "--shards", NULL};
+    run_parse(&own_info, missing, &res);
+    assert_exit_status(&res, 2);
+    assert_non_null(strstr(res.err, "--shards needs a value"));
+    char *elsewhere[] = {"router-test", "--shards", "3", NULL};
+    run_parse(&test_info, elsewhere, &res);
+    assert_exit_status(&res, 2);
+    assert_non_null(strstr(res.err, "unknown option '--shards'"));
+}
+
 static void log_in_child(void *arg)
 {
     char **argv = arg;
@@ -1731,6 +1783,7 @@ int main(void)
         cmocka_unit_test(help_exits_0_with_usage_and_variants_on_stdout),
         cmocka_unit_test(version_prints_the_name_and_version),
         cmocka_unit_test(variant_is_accepted_only_for_declared_names),
+        cmocka_unit_test(a_routers_own_option_is_parsed_listed_and_checked),
         cmocka_unit_test(verbose_and_quiet_set_what_is_logged),
         cmocka_unit_test(the_summary_is_one_line_with_every_counter),
         cmocka_unit_test(a_stats_line_is_labelled_and_says_the_work_done),
