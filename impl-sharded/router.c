@@ -63,6 +63,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -112,7 +113,7 @@ static const char *parse_loops(const char *value)
 }
 
 static const struct router_option own_options[] = {
-    {"loops", "  --loops N          event loops, one thread each (default: the online CPUs)",
+    {"loops", "  --loops N          event loops, one thread each (default: the CPUs it may use)",
      parse_loops},
     {0},
 };
@@ -1274,10 +1275,14 @@ static void router_free(struct router *r)
     free(r);
 }
 
-/* The default --loops: one per online CPU. */
+/* The default --loops: one per CPU this process may run on (its affinity, as Go's GOMAXPROCS
+ * and nginx's "worker_processes auto" count them), so a router confined to one core (taskset)
+ * runs one loop rather than two that take turns; else one per online CPU. */
 static unsigned online_cpus(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                          : sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > MAX_LOOPS ? MAX_LOOPS : (unsigned)n;
 }
 
