@@ -85,6 +85,7 @@ struct core *core_new(const struct core_config *cfg); /* NULL if out of memory *
 void core_free(struct core *r);                       /* closes nothing: call core_stop first */
 
 /* Events. now_ms is any monotonic clock in milliseconds; the core never reads one itself. */
+/* slide: sansio-api */
 
 /* A client connected on key. Returns its ID, or 0: turned away (its actions say "server full"
  * and close it). */
@@ -102,11 +103,12 @@ void core_closed(struct core *r, int key, int64_t now_ms);
  * or -1 if none is set. Events set deadlines too (a queue that fills starts one), so call it
  * after the events of a turn, and wait no longer than what it returned. */
 int64_t core_tick(struct core *r, int64_t now_ms);
-/* Shutdown: close every client; what was queued for them is dropped and counted. */
-void core_stop(struct core *r);
-
 /* The next thing to do, or false when there is nothing. Do each before asking the next. */
 bool core_next_action(struct core *r, struct core_action *a);
+/* end slide */
+
+/* Shutdown: close every client; what was queued for them is dropped and counted. */
+void core_stop(struct core *r);
 
 const struct stats *core_stats(const struct core *r);
 /* Bytes of buffer the core holds (queues, kept input, tables): what memory bounds check. */

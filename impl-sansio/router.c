@@ -307,9 +307,20 @@ static void on_time(struct driver *d)
     drain(d);
 }
 
+/* SIGINT or SIGTERM arrived on the signalfd: take it. */
+static bool took_signal(struct driver *d)
+{
+    struct signalfd_siginfo si;
+    if (read(d->signal_fd, &si, sizeof si) != (ssize_t)sizeof si)
+        log_warn("signalfd: %s", strerror(errno));
+    log_debug("shutdown signal received");
+    return true;
+}
+
 /* One turn: wait, hand every descriptor's news to the core, then do what it says, once: a queue
  * that got frames from many reads leaves in one write, as in the reactor. New clients come
  * last: a descriptor closed this turn may come back from accept. Returns false to stop. */
+/* slide: sansio-turn */
 static bool turn(struct driver *d)
 {
     struct epoll_event ready[EVENTS];
@@ -323,13 +334,8 @@ static bool turn(struct driver *d)
     bool connecting = false;
     for (int i = 0; i < n; i++) {
         int fd = ready[i].data.fd;
-        if (fd == d->signal_fd) {
-            struct signalfd_siginfo si;
-            if (read(d->signal_fd, &si, sizeof si) != (ssize_t)sizeof si)
-                log_warn("signalfd: %s", strerror(errno));
-            log_debug("shutdown signal received");
-            return false;
-        }
+        if (fd == d->signal_fd)
+            return !took_signal(d);
         if (fd == d->listen_fd)
             connecting = true;
         else
@@ -341,6 +347,7 @@ static bool turn(struct driver *d)
     on_time(d);
     return true;
 }
+/* end slide */
 
 int main(int argc, char **argv)
 {
