@@ -69,6 +69,8 @@ free_port() { # a port no socket uses, in any state
 }
 
 # ---- start the router ----
+# Where this run's lines begin in the router's log (it is shared by the router's runs).
+log_from=$(($(wc -l < "$router_log" 2>/dev/null || echo 0) + 1))
 # run.sh may pin the router and loadgen to separate CPUs (BENCH_ROUTER_CPUS, BENCH_LOADGEN_CPU).
 router_pin=() loadgen_pin=()
 [ -n "${BENCH_ROUTER_CPUS:-}" ] && [ "${BENCH_ROUTER_FREE:-}" != yes ] &&
@@ -177,7 +179,11 @@ else
 fi
 [ -z "$hwm" ] && hwm=null
 
-stats=$(jq -n -c --argjson hwm "$hwm" --argjson cpu "$cpu" --arg exit "$exit_note" \
-    '{vm_hwm_kib: $hwm, cpu_s: $cpu, exit: $exit}')
+# A router that spreads frames over several loops says how many crossed (router-sharded).
+crossed=$(tail -n +"$log_from" "$router_log" 2>/dev/null |
+    sed -n 's/.* \([0-9][0-9]*\) of \([0-9][0-9]*\) frames crossed loops.*/[\1,\2]/p' | tail -n 1)
+[ -z "$crossed" ] && crossed=null
+stats=$(jq -n -c --argjson hwm "$hwm" --argjson cpu "$cpu" --arg exit "$exit_note" --argjson crossed "$crossed" \
+    '{vm_hwm_kib: $hwm, cpu_s: $cpu, exit: $exit} + (if $crossed == null then {} else {crossed: $crossed[0], routed: $crossed[1]} end)')
 finish "$tmp/result.json" "$stats"
 exit $status

@@ -78,6 +78,8 @@ def summarize:
         writes_per_frame: ($ok | map(.router_window | select(. != null and .frames > 0) | .syscw / .frames) | med),
         switches_per_frame: ($ok | map(.router_window | select(. != null and .frames > 0) | .ctxt / .frames) | med),
         cpu_us_per_frame: ($ok | map(.router_window | select(. != null and .frames > 0) | .cpu_s * 1e6 / .frames) | med),
+        crossed_share: ([$all[] | .router_stats | select(. != null and .routed != null and .routed > 0)]
+            | if length == 0 then null else (map(.crossed) | add) / (map(.routed) | add) end),
         cores: ($ok | map(select(.router_window != null) | .router_window.cpu_s / .params.duration_s) | med),
         loadgen_busy: ($ok | map(per(.loadgen_cpu_s; .elapsed_s)) | med),
         connect_s: ($ok | map(.connect_s) | med),

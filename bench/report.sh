@@ -207,6 +207,26 @@ EOF
                cell($q; f(.reads_per_frame)), cell($q; f(.writes_per_frame)),
                cell($q; f(.switches_per_frame)), cell($q; f(.cpu_us_per_frame))] | md_row)' data/summary.json
 
+    # crossing loops
+    if jq -e '[.[].benches[] | select(.crossed_share != null)] | length > 0' data/summary.json > /dev/null; then
+        cat << 'EOF'
+
+## frames that crossed loops
+
+A router that runs several loops (router-sharded) prints at exit how many of the frames it
+routed went to a client of another loop: each of those paid a hand-off between loops. The
+share, over every run of each scenario:
+
+EOF
+        J -r 'include "report";
+            ([.[] | .benches | to_entries[] | select(.value.crossed_share != null) | .key] | unique) as $s
+            | "| router | " + ($s | join(" | ")) + " |",
+              "|---|" + ($s | map("--:") | join("|")) + "|",
+              (.[] | .benches as $b | select([$b[] | .crossed_share // empty] | length > 0)
+               | [.name] + ($s | map($b[.].crossed_share | if . == null then "–" else "\(. * 100 | round)%" end)) | md_row)' \
+            data/summary.json
+    fi
+
     # cpu
     if [ -n "$works" ]; then
         cat << 'EOF'

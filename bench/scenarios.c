@@ -279,8 +279,31 @@ void scenario_on_frame(struct conn *c, const struct payload_info *pi, uint64_t n
 
 /* ---- phases ---- */
 
+static uint64_t ms_until(const struct loadgen *lg, uint64_t t)
+{
+    uint64_t now = lg_now(lg);
+    return t > now ? (t - now + 999999) / 1000000 : 0;
+}
+
+/* The router's CPU time, system calls and context switches as the measured window opens, then
+ * as it shuts: what the router spent on the frames of the window. */
+static void on_window(uv_timer_t *t)
+{
+    struct loadgen *lg = t->data;
+    if (lg->usage_samples < 2 && proc_usage(lg->cfg.router_pid, &lg->usage[lg->usage_samples]) == 0)
+        lg->usage_samples++;
+    else
+        lg->usage_samples = 3; /* not readable: no figures rather than wrong ones */
+    if (lg->usage_samples == 1)
+        uv_timer_start(t, on_window, ms_until(lg, lg->measure_end), 0);
+}
+
 static void finish(struct loadgen *lg)
 {
+    /* The run can be over before the window's closing sample ran (its timer is due at the same
+     * moment as the end of sending): take it now, a few frames late rather than never. */
+    if (lg->usage_samples == 1)
+        on_window(&lg->window_timer);
     lg->done = true;
     if (lg->cfg.router_pid > 0) {
         lg->rss_kib = proc_rss_kib(lg->cfg.router_pid);
@@ -335,25 +358,6 @@ static void on_send_end(uv_timer_t *t)
     lg->drain_timer.data = lg;
     uv_timer_start(&lg->drain_timer, on_drain_timeout, (uint64_t)(lg->cfg.drain_s * 1000), 0);
     scenario_check_drained(lg);
-}
-
-static uint64_t ms_until(const struct loadgen *lg, uint64_t t)
-{
-    uint64_t now = lg_now(lg);
-    return t > now ? (t - now + 999999) / 1000000 : 0;
-}
-
-/* The router's CPU time, system calls and context switches as the measured window opens, then
- * as it shuts: what the router spent on the frames of the window. */
-static void on_window(uv_timer_t *t)
-{
-    struct loadgen *lg = t->data;
-    if (lg->usage_samples < 2 && proc_usage(lg->cfg.router_pid, &lg->usage[lg->usage_samples]) == 0)
-        lg->usage_samples++;
-    else
-        lg->usage_samples = 3; /* not readable: no figures rather than wrong ones */
-    if (lg->usage_samples == 1)
-        uv_timer_start(t, on_window, ms_until(lg, lg->measure_end), 0);
 }
 
 void scenario_start(struct loadgen *lg)
