@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Measure the rounds per microsecond (about 30 ms). Exits if the clock cannot be read. */
+/* Measure the rounds per microsecond of this thread's CPU time (about 30 ms). */
 void work_calibrate(void);
 
 /* About us microseconds of CPU: a checksum over p[0, len) (len >= 1), repeated. Returns the
