@@ -52,7 +52,7 @@ fi
 if [ -d "$build/tsan" ] && [ -x "$build/tsan/router-naive" ]; then
     ok "ThreadSanitizer build (exercise 1): $build/tsan/"
 else
-    echo "  note  exercise 1 builds build/tsan/ itself (make race-build, about a minute)"
+    echo "  note  exercise 1 builds $build/tsan/ itself (make race-build)"
 fi
 
 # ---- tools ----
@@ -103,8 +103,11 @@ if [ -r "$scope" ]; then
                "allow it until the next reboot: echo 0 | sudo tee $scope" \
                "or run exercise 2's gdb with sudo"
        fi ;;
-    2) [ $root_user = yes ] && ok "ptrace_scope is 2, and you are root: gdb may attach" ||
-           warn "ptrace_scope is 2: only root may attach" "run exercise 2's gdb with sudo" ;;
+    2) if [ $root_user = yes ]; then
+           ok "ptrace_scope is 2, and you are root: gdb may attach"
+       else
+           warn "ptrace_scope is 2: only root may attach" "run exercise 2's gdb with sudo"
+       fi ;;
     *) warn "ptrace_scope is $(cat "$scope"): no process may attach until a reboot" \
            "exercise 2 then needs another machine, or a VM" ;;
     esac

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# slow-consumer.sh [BUILD_DIR] [--only TEXT] [-- COMMAND...] - the benchmark's slow-consumer
+# slow-consumer.sh [BUILD_DIR] [--only REGEX] [-- COMMAND...] - the benchmark's slow-consumer
 # scenario, one table row per router, in about two seconds a router.
 #
 # Four pairs exchange frames at a steady rate; then one receiver stops reading and a flooder
@@ -13,9 +13,11 @@
 # COMMAND given after --. Each is started with --port 0.
 #
 #   workshop/slow-consumer.sh                     every router in build/
-#   workshop/slow-consumer.sh --only reactor      only the rows whose name contains "reactor"
+#   workshop/slow-consumer.sh --only 'reactor|nobp'   only the rows whose name matches
 #   workshop/slow-consumer.sh build -- 'python3 workshop/example-router.py'
 #                                                 ...and more commands
+#   LOADGEN_ARGS='--flood-size 65000' workshop/slow-consumer.sh
+#                                                 loadgen's own options (build/loadgen --help)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,7 +42,7 @@ described=" "
 tab=$(printf '\t')
 while IFS=$tab read -r _ binary _ _ _ _ _ _ _ _ bench args; do
     described="$described$binary "
-    [ "$bench" = yes ] && [ -x "$build/$binary" ] || continue
+    if [ "$bench" != yes ] || [ ! -x "$build/$binary" ]; then continue; fi
     commands+=("$build/$binary${args:+ $args}")
 done < <("$here/../scripts/routers.sh" configs)
 for r in "$build"/router-*; do
@@ -55,7 +57,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 printf '%-44s %-12s %-13s %-8s %-12s %-9s %s\n' router "healthy p99" "during flood" stalled "flood taken" "peak RSS" evicted
 for cmd in "${commands[@]}"; do
-    [ -z "$only" ] || [[ ${cmd#"$build"/} == *"$only"* ]] || continue
+    [ -z "$only" ] || [[ ${cmd#"$build"/} =~ $only ]] || continue
     # Start the router on a free port and read its "listening on HOST:PORT" line.
     $cmd --port 0 >"$tmp/out" 2>"$tmp/err" &
     pid=$!
@@ -70,7 +72,8 @@ for cmd in "${commands[@]}"; do
         kill "$pid" 2>/dev/null || true
         continue
     fi
-    "$loadgen" slow-consumer --port "$port" --router-pid "$pid" >"$tmp/result" 2>"$tmp/lg" || true
+    # shellcheck disable=SC2086 # LOADGEN_ARGS is a list of options: split on purpose
+    "$loadgen" slow-consumer --port "$port" --router-pid "$pid" ${LOADGEN_ARGS:-} >"$tmp/result" 2>"$tmp/lg" || true
     rss=$(awk '/^VmHWM/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null || echo "-")
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
