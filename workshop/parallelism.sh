@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# parallelism.sh [BUILD_DIR] [--works 'W...'] [--duration S] [--only REGEX] - exercise 6: when
-# does parallelism pay? The benchmark's cpu scenario, short: 16 pairs of clients, each frame
-# given --work-us W microseconds of CPU by the router, one run per router and W.
+# parallelism.sh [BUILD_DIR] [--works 'W...'] [--duration S] [--only REGEX] [--router-cpus LIST]
 #
-# The router is free to use every core; loadgen is pinned to the last one (taskset), as the
-# benchmark does. One row per router and W: round trips per second, the ratio to
-# router-reactor at the same W, the router's CPU time per frame (its work plus its own cost)
-# and how many cores it kept busy. Then, for each router, the first W at which it beat
+# Exercise 6: when does parallelism pay? The benchmark's cpu scenario, short: 16 pairs of
+# clients, each frame given --work-us W microseconds of CPU by the router, one run per router
+# and W. The router is free to use every core (or the CPUs of --router-cpus); loadgen is
+# pinned to the last one (taskset), as the benchmark does.
+#
+# One row per router and W: round trips per second, the ratio to router-reactor at the same
+# W, the router's CPU time per frame (its work plus its own cost), how many cores it kept
+# busy, and how many loadgen did. Then, for each router, the first W at which it beat
 # router-reactor: the cross-over.
 #
 # The routers: every configuration the benchmark measures (impl-*/router.desc, bench yes)
@@ -15,6 +17,7 @@
 #   workshop/parallelism.sh                         works 0 10 25 50, 1 s each
 #   workshop/parallelism.sh --works '0 5 10 15 20'  another set of works
 #   workshop/parallelism.sh --only 'reactor|channels'
+#   workshop/parallelism.sh --router-cpus 0         the router on CPU 0 only (taskset -c 0)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,6 +25,7 @@ build=build
 works="0 10 25 50"
 duration=1
 only=""
+router_cpus=""
 if [ $# -gt 0 ] && [[ $1 != --* ]]; then
     build=$1
     shift
@@ -31,7 +35,8 @@ while [ $# -gt 0 ]; do
     --works) works=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
-    *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    --router-cpus) router_cpus=$2; shift 2 ;;
+    *) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
 done
 
@@ -46,6 +51,7 @@ cpus=$(nproc)
 if [ "$cpus" -ge 2 ] && command -v taskset > /dev/null; then
     pin=(taskset -c $((cpus - 1)))
     placement="loadgen pinned to CPU $((cpus - 1)), the router free on all $cpus"
+    [ -z "$router_cpus" ] || placement="loadgen pinned to CPU $((cpus - 1)), the router to CPU $router_cpus"
 else
     placement="nothing pinned ($cpus CPU(s), or no taskset)"
 fi
@@ -72,13 +78,13 @@ trap 'rm -rf "$tmp"' EXIT
 results=$tmp/results.tsv
 
 echo "parallelism: 16 pairs, --work-us $works, ${duration} s each; $placement; load average $(cut -d' ' -f1 /proc/loadavg)"
-printf '%-44s %6s %14s %10s %14s %6s\n' router "work" "round trips/s" "x reactor" "CPU per frame" cores
+printf '%-44s %5s %14s %10s %14s %6s %8s\n' router "work" "round trips/s" "x reactor" "CPU per frame" cores loadgen
 for cmd in "${commands[@]}"; do
     label=${cmd#"$build"/}
     [ -z "$only" ] || [[ $label =~ $only ]] || [[ $label == router-reactor ]] || continue
     for w in $works; do
         # shellcheck disable=SC2086 # $cmd is a command line: split on purpose
-        $cmd --work-us "$w" --port 0 > "$tmp/out" 2> "$tmp/err" &
+        ${router_cpus:+taskset -c "$router_cpus"} $cmd --work-us "$w" --port 0 > "$tmp/out" 2> "$tmp/err" &
         pid=$!
         port=""
         for _ in $(seq 50); do
@@ -99,15 +105,15 @@ for cmd in "${commands[@]}"; do
             (.router_window // {}) as $win
             | if .ok then [$name, $w, .round_trips_per_s,
                 (if ($win.frames // 0) > 0 then ($win.cpu_s // 0) * 1e6 / $win.frames else 0 end),
-                ($win.cpu_s // 0) / ($d | tonumber)] | @tsv
-            else [$name, $w, 0, 0, 0] | @tsv end' "$tmp/result" >> "$results" ||
-            printf '%s\t%s\t0\t0\t0\n' "$label" "$w" >> "$results"
+                ($win.cpu_s // 0) / ($d | tonumber), (.loadgen_cpu_s // 0) / .elapsed_s] | @tsv
+            else [$name, $w, 0, 0, 0, 0] | @tsv end' "$tmp/result" >> "$results" ||
+            printf '%s\t%s\t0\t0\t0\t0\n' "$label" "$w" >> "$results"
         awk -F'\t' -v l="$label" -v w="$w" '
             $1 == "router-reactor" && $2 == w { base = $3 }
-            $1 == l && $2 == w { rt = $3; cpu = $4; cores = $5 }
+            $1 == l && $2 == w { rt = $3; cpu = $4; cores = $5; lg = $6 }
             END {
                 ratio = base > 0 ? sprintf("%.2f", rt / base) : "-"
-                printf "%-44s %6s %14d %10s %11.1f us %6.2f\n", l, w, rt, ratio, cpu, cores
+                printf "%-44s %5s %14d %10s %11.1f us %6.2f %8.2f\n", l, w, rt, ratio, cpu, cores, lg
             }' "$results"
     done
 done
