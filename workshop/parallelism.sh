@@ -12,7 +12,8 @@
 # router-reactor: the cross-over.
 #
 # The routers: every configuration the benchmark measures (impl-*/router.desc, bench yes)
-# that is built, and every other BUILD_DIR/router-* (your copies). About 1.5 s a run.
+# that is built, and every other BUILD_DIR/router-* (your copies). About 1.5 s a run. A "-"
+# for CPU per frame: loadgen did not get both readings of the router's /proc in that run.
 #
 #   workshop/parallelism.sh                         works 0 10 25 50, 1 s each
 #   workshop/parallelism.sh --works '0 5 10 15 20'  another set of works
@@ -104,8 +105,9 @@ for cmd in "${commands[@]}"; do
         jq -r --arg name "$label" --arg w "$w" --arg d "$duration" '
             (.router_window // {}) as $win
             | if .ok then [$name, $w, .round_trips_per_s,
-                (if ($win.frames // 0) > 0 then ($win.cpu_s // 0) * 1e6 / $win.frames else 0 end),
-                ($win.cpu_s // 0) / ($d | tonumber), (.loadgen_cpu_s // 0) / .elapsed_s] | @tsv
+                (if ($win.frames // 0) > 0 then $win.cpu_s * 1e6 / $win.frames else -1 end),
+                (if $win.cpu_s then $win.cpu_s / ($d | tonumber) else -1 end),
+                (.loadgen_cpu_s // 0) / .elapsed_s] | @tsv
             else [$name, $w, 0, 0, 0, 0] | @tsv end' "$tmp/result" >> "$results" ||
             printf '%s\t%s\t0\t0\t0\t0\n' "$label" "$w" >> "$results"
         awk -F'\t' -v l="$label" -v w="$w" '
@@ -113,7 +115,9 @@ for cmd in "${commands[@]}"; do
             $1 == l && $2 == w { rt = $3; cpu = $4; cores = $5; lg = $6 }
             END {
                 ratio = base > 0 ? sprintf("%.2f", rt / base) : "-"
-                printf "%-44s %5s %14d %10s %11.1f us %6.2f %8.2f\n", l, w, rt, ratio, cpu, cores, lg
+                cpu = cpu < 0 ? "-" : sprintf("%.1f us", cpu)   # loadgen did not read /proc this run
+                cores = cores < 0 ? "-" : sprintf("%.2f", cores)
+                printf "%-44s %5s %14d %10s %14s %6s %8.2f\n", l, w, rt, ratio, cpu, cores, lg
             }' "$results"
     done
 done
