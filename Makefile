@@ -9,6 +9,8 @@
 #   make bench-reference  a full make bench, kept in bench/reference/ for the decks and README
 #   make slides       render the decks
 #   make docs         rewrite the README's router tables from impl-*/router.desc
+#   make workshop-check   what the workshop needs (tools, gdb's ptrace, loopback), with advice
+#   make copy-router DIR=build/copies/NAME   a participant's copy of a router -> build/router-NAME
 #   make format       clang-format every C file
 
 SAN ?=
@@ -48,7 +50,8 @@ PROGRAMS := $(ROUTERS) $(UNIT_TESTS) $(if $(CONFORMANCE_SRCS),$(BUILD)/conforman
 
 DEPS_STAMP := build/.deps-build
 
-.PHONY: all routers race-build test asan tsan fuzz check sim sim-planted bench bench-quick bench-reference slides docs format clean
+.PHONY: all routers race-build test asan tsan fuzz check sim sim-planted bench bench-quick bench-reference slides docs format clean \
+        workshop-check copy-router
 .SECONDEXPANSION:
 # Keep object files of routers: they are built through a computed prerequisite list.
 .SECONDARY:
@@ -91,6 +94,34 @@ $(BUILD)/conformance: $(CONFORMANCE_SRCS:%.c=$(OBJ)/%.o) $(BUILD)/libcommon.a
 
 $(BUILD)/loadgen: $(patsubst %.c,$(OBJ)/%.o,$(wildcard bench/*.c)) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(UV_LIBS) -lm
+
+# A participant's copy of a router (workshop exercise 4), kept out of the tree's impl-*/ so that
+# make test, the router descriptions and the slides never see it: every .c in DIR, built like an
+# impl-*/ router (the same CFLAGS, -Icommon, libcommon.a, libuv if a source includes <uv.h>)
+# into build/router-NAME, NAME being DIR's last component. make alone does not rebuild it.
+#   mkdir -p build/copies && cp -r impl-reactor build/copies/nobp
+#   make copy-router DIR=build/copies/nobp              # -> build/router-nobp
+COPY_DIR := $(patsubst %/,%,$(DIR))
+COPY_NAME := $(notdir $(COPY_DIR))
+COPY_BIN := $(if $(COPY_DIR),$(BUILD)/router-$(COPY_NAME))
+ifneq ($(COPY_BIN),)
+ifeq ($(filter $(COPY_NAME),$(IMPLS)),)
+$(COPY_BIN): $(patsubst %.c,$(OBJ)/%.o,$(wildcard $(COPY_DIR)/*.c)) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(if $(shell grep -l '<uv.h>' $(COPY_DIR)/*.c $(COPY_DIR)/*.h 2>/dev/null),$(UV_LIBS))
+endif
+endif
+
+copy-router:
+	@test -n "$(COPY_DIR)" || { echo "usage: make copy-router DIR=build/copies/NAME (builds build/router-NAME)" >&2; exit 2; }
+	@ls $(COPY_DIR)/*.c > /dev/null 2>&1 || { echo "copy-router: no C sources in $(COPY_DIR) (make one: mkdir -p build/copies && cp -r impl-reactor $(COPY_DIR))" >&2; exit 2; }
+	@case "$(COPY_DIR)" in impl-*) echo "copy-router: $(COPY_DIR) is in the tree, where make test and the slides would see it: copy it under build/copies/ instead" >&2; exit 2 ;; esac
+	@test -z "$(filter $(COPY_NAME),$(IMPLS))" || { echo "copy-router: $(COPY_NAME) is a router of the tree (impl-$(COPY_NAME)/): name the copy otherwise, e.g. $(dir $(COPY_DIR))$(COPY_NAME)-mine" >&2; exit 2; }
+	@$(MAKE) --no-print-directory $(COPY_BIN) DIR=$(COPY_DIR)
+	@echo "copy-router: $(COPY_BIN) built from $(COPY_DIR)"
+
+# Run before the workshop: the build, the tools, gdb's ptrace permission, loopback, limits.
+workshop-check:
+	@workshop/check.sh $(BUILD)
 
 test: all race-build
 	@tests/run.sh $(BUILD)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """peer.py - a client of the router protocol to drive by hand, one per terminal.
 
-    python3 workshop/peer.py PORT [HOST]
+    python3 workshop/peer.py PORT            the port a router printed ("listening on 127.0.0.1:PORT")
+    python3 workshop/peer.py HOST:PORT       or the address, as printed
 
 Prints the ID the router gives it, then reads commands from stdin:
     DEST TEXT     send TEXT to the client with ID DEST (e.g. "2 hello")
@@ -13,9 +14,15 @@ import os, selectors, socket, struct, sys
 
 def main():
     if len(sys.argv) < 2:
-        sys.exit("usage: peer.py PORT [HOST]")
-    host = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
-    sock = socket.create_connection((host, int(sys.argv[1])))
+        sys.exit("usage: peer.py PORT | HOST:PORT  (the port the router printed: listening on HOST:PORT)")
+    host, _, port = sys.argv[1].rpartition(":")
+    host = host or (sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1")
+    if not port.isdigit():
+        sys.exit(f"peer.py: '{sys.argv[1]}' is not a port: give the one the router printed")
+    try:
+        sock = socket.create_connection((host, int(port)))
+    except OSError as e:
+        sys.exit(f"peer.py: cannot connect to {host}:{port}: {e.strerror} (is the router running? is it that port?)")
     first = sock.recv(4, socket.MSG_WAITALL)
     if len(first) < 4:
         sys.exit("the router closed the connection before sending an ID")
