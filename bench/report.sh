@@ -97,7 +97,7 @@ J -r 'include "report";
         cell($b["pipeline-64"]; per(.frames; $floor["pipeline-64"].frames) | ratio),
         cell($b["slow-consumer"]; "\(.flood_p99 | us) (\(.base_p99 | us))"),
         cell($b["slow-consumer"]; of_runs(.stalled_runs; .ok_runs)),
-        cell($b["conn-10000"]; .rss | mib),
+        cell($b["conn-9992"]; .rss | mib),
         integrity_text,
         .loc
       ] | md_row)' data/summary.json > summary-table.md
