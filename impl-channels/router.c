@@ -87,6 +87,7 @@ struct conn {
 
     /* ---- the dispatcher's ---- */
     size_t pending;                       /* bytes in the writer channel: --max-pending */
+    size_t pending_parcels;               /* parcels in it: at most WRITER_CAPACITY */
     struct parcel *parked, **parked_tail; /* parcels for this client waiting for room */
     size_t held;                          /* parcels this client sent that are parked somewhere */
     unsigned wants_go_ahead;              /* tokens its reader asked for and has not got */
@@ -116,6 +117,7 @@ struct message {
     struct parcel *parcels; /* FRAMES: one per destination; WRITE_FAILED: the one */
     size_t frames, bytes;   /* FRAMES: frames worked; WROTE: frames forwarded, their bytes */
     size_t errors, written; /* WROTE: error frames written; bytes of parcels written */
+    size_t written_parcels; /* WROTE: how many parcels those bytes were */
     bool too_long, slow;    /* DISCONNECT; WRITE_FAILED */
 };
 
@@ -167,13 +169,21 @@ static void tell(struct message m)
  * its sender: no token until the parcel has moved. So a sender to a slow client stops reading,
  * memory stays bounded, and nobody else waits. A writer says what it wrote only when asked (a
  * parcel's report flag): the dispatcher asks once a destination's pending bytes come within one
- * parcel of --max-pending, the only time it needs to know, so ordinary traffic costs no message
- * back.
+ * parcel of --max-pending, or its channel is one parcel from full (many small parcels), the only
+ * times it needs to know, so ordinary traffic costs no message back. Whatever waits for room,
+ * the last parcel in the channel asked for a report: the wait always ends.
  */
 
 static bool has_room(const struct conn *to, const struct parcel *p) /* the dispatcher */
 {
-    return to->pending == 0 || to->pending + p->len <= opt.max_pending;
+    return to->pending_parcels < WRITER_CAPACITY &&
+           (to->pending == 0 || to->pending + p->len <= opt.max_pending);
+}
+
+/* Whether the writer must report once it has written p, about to join to's channel. */
+static bool wants_report(const struct conn *to, const struct parcel *p) /* the dispatcher */
+{
+    return to->pending + p->len > report_level || to->pending_parcels + 1 >= WRITER_CAPACITY;
 }
 
 /* slide: channels-backpressure */
@@ -186,9 +196,10 @@ static bool wait_for_go_ahead(struct conn *c) /* the reader; false: its client w
 static void queue(struct conn *to, struct parcel *p, uint32_t owner) /* the dispatcher */
 {
     size_t len = p->len; /* once sent, p is the writer's: it may be gone already */
-    p->report = to->pending + len > report_level;
+    p->report = wants_report(to, p);
     if (!to->parked && has_room(to, p) && channel_send(&to->writer_channel, &p, 0) == 0) {
         to->pending += len; /* 0: try, never wait. Once one is parked, the rest queue. */
+        to->pending_parcels++;
         return;
     }
     p->next = NULL;
@@ -235,10 +246,11 @@ static void refill(struct conn *to)
         struct parcel *next = p->next; /* once sent, p is the writer's */
         size_t len = p->len;
         uint32_t owner = owner_of(p);
-        p->report = to->pending + len > report_level;
+        p->report = wants_report(to, p);
         if (channel_send(&to->writer_channel, &p, 0) != CHANNEL_OK)
             break;
         to->pending += len;
+        to->pending_parcels++;
         to->parked = next;
         if (!to->parked)
             to->parked_tail = &to->parked;
@@ -325,6 +337,7 @@ static bool account(struct conn *c, struct parcel **p, size_t n, size_t ok, bool
             tally->bytes += p[i]->kind == OUT_FRAMES ? p[i]->len : 0;
             tally->errors += p[i]->kind == OUT_ERRORS ? p[i]->nframes : 0;
             tally->written += p[i]->len;
+            tally->written_parcels++;
             asked = asked || p[i]->report;
             free(p[i]);
         } else if (p[i]->kind == OUT_LINGER) { /* the client reads what came before, not a reset */
@@ -534,6 +547,7 @@ static void admit(int fd)
     char token = 1;
     channel_send(&c->go_ahead, &token, 0); /* the spare: a window of two reads */
     c->pending = PROTO_ID_LEN;
+    c->pending_parcels = 1;
 
     int rc = pthread_create(&c->threads[0], &thread_attr, writer_main, c);
     if (rc != 0) {
@@ -581,6 +595,7 @@ static void wrote(struct conn *c, const struct message *m)
     state.stats.bytes_forwarded += m->bytes;
     state.stats.error_frames += m->errors;
     c->pending -= m->written;
+    c->pending_parcels -= m->written_parcels;
     refill(c);
 }
 
@@ -597,6 +612,7 @@ static void write_failed(struct conn *c, const struct message *m)
     }
     retire(c, false);
     c->pending -= p->len;
+    c->pending_parcels--;
     if (p->kind == OUT_FRAMES)
         drop_frames(c, p);
     free(p);

@@ -48,10 +48,13 @@ const char *const expectation_name[EXPECT_ANY + 1] = {"yes", "no", "any"};
 static _Noreturn void usage(int status)
 {
     fprintf(status ? stderr : stdout,
-            "usage: conformance [--expect PROPERTY=VALUE]... ROUTER [ROUTER_ARGS...]\n"
+            "usage: conformance [--expect PROPERTY=VALUE]... [--only PATTERN] ROUTER "
+            "[ROUTER_ARGS...]\n"
             "  Runs the protocol's conformance cases against ROUTER, a fresh one per case.\n"
             "  PROPERTY: forwards, isolates-slow-consumers, bounds-memory, survives-stress\n"
-            "  VALUE: yes (the default), no, or any (observe and report, never fail)\n");
+            "  VALUE: yes (the default), no, or any (observe and report, never fail)\n"
+            "  --only PATTERN: run only the cases whose name matches PATTERN (* and ? as\n"
+            "    wildcards), e.g. --only 'all_to_all*' to repeat one case while debugging\n");
     exit(status);
 }
 
@@ -225,6 +228,8 @@ int main(int argc, char **argv)
             parse_expect(argv[++i]);
         else if (strncmp(argv[i], "--expect=", 9) == 0)
             parse_expect(argv[i] + 9);
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            cmocka_set_test_filter(argv[++i]);
         else
             usage(2);
     }
@@ -275,6 +280,8 @@ int main(int argc, char **argv)
              .property = PROP_STRESS),
         CASE(all_to_all_50_clients_deliver_every_frame_once_intact, .needs_forwarding = true,
              .property = PROP_STRESS),
+        CASE(paused_reader_gets_every_small_frame_once_it_reads, ARGS("--max-pending", "67108864"),
+             .needs_forwarding = true, .property = PROP_STRESS),
         CASE(slow_consumer_is_disconnected_after_the_write_timeout, ARGS("--write-timeout", "1"),
              .needs_forwarding = true),
         CASE(error_frames_a_sender_never_reads_do_not_stall_others, .needs_forwarding = true,

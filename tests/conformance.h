@@ -202,6 +202,7 @@ void per_pair_order_holds_over_10000_frames(void **state);
 void all_to_all_50_clients_deliver_every_frame_once_intact(void **state);
 void slow_consumer_is_disconnected_after_the_write_timeout(void **state);
 void error_frames_a_sender_never_reads_do_not_stall_others(void **state);
+void paused_reader_gets_every_small_frame_once_it_reads(void **state);
 void sigterm_right_after_listening_exits_zero_every_time(void **state);
 void too_few_descriptors_every_client_gets_an_id_or_server_full(void **state);
 

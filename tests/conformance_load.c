@@ -449,6 +449,49 @@ void flooded_client_sent_away_still_reads_its_error_frame(void **state)
     survived(f);
 }
 
+/* A reader that pauses while its router queues a flood for it, then many small frames, each
+ * sent on its own: a router that queues by bytes but keeps the frames of each read apart may
+ * run out of slots before bytes. Once the reader reads again, every frame must follow. */
+#define PAUSE_FLOOD ((size_t)16 << 20) /* far beyond the kernel's buffers, within --max-pending */
+#define PAUSE_SMALL 600                /* small frames after the flood, one write each */
+
+void paused_reader_gets_every_small_frame_once_it_reads(void **state)
+{
+    struct fixture *f = fx_begin(state);
+    struct peer *d = fx_connect(f, "D (pauses)");
+    struct peer *fl = fx_connect(f, "F (floods D)");
+    struct peer *g = fx_connect(f, "G (small frames to D)");
+    bool stalled;
+    size_t sent = flood(f, fl, d->c.id, PAUSE_FLOOD, &stalled);
+    for (int i = 0; i < PAUSE_SMALL; i++) {
+        char msg[16];
+        fx_send(f, g, d->c.id, msg, (size_t)snprintf(msg, sizeof msg, "g%d", i));
+        fx_sleep_ms(1); /* one read, so one batch, per frame at the router */
+    }
+    static uint8_t buf[FLOOD_FRAME + 1];
+    size_t floods = 0;
+    for (int next = 0; next < PAUSE_SMALL;) {
+        ssize_t rc = client_recv(&d->c, buf, sizeof buf, FRAME_TIMEOUT_MS);
+        char got[320], want[16];
+        snprintf(want, sizeof want, "g%d", next);
+        if (rc == FLOOD_FRAME && buf[0] == 'f') {
+            floods++;
+        } else if (rc < 0 || (size_t)rc != strlen(want) || memcmp(buf, want, (size_t)rc)) {
+            fx_fail(f,
+                    "after %zu flood frames (of %.1f MiB offered) and %d of G's %d small frames, "
+                    "D expected \"%s\"; got %s",
+                    floods, (double)sent / (1 << 20), next, PAUSE_SMALL, want,
+                    fx_describe_recv(rc, buf, got, sizeof got));
+        } else {
+            next++;
+        }
+    }
+    print_message("  D read G's %d small frames in order, among %zu flood frames (%.1f MiB offered, "
+                  "%s)\n",
+                  PAUSE_SMALL, floods, (double)sent / (1 << 20), stalled ? "F stalled" : "all taken");
+    survived(f);
+}
+
 #define MEMORY_OFFERED ((size_t)512 << 20)
 #define MEMORY_BOUND_KIB (64 * 1024)
 
