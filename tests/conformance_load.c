@@ -486,9 +486,10 @@ void paused_reader_gets_every_small_frame_once_it_reads(void **state)
             next++;
         }
     }
-    print_message("  D read G's %d small frames in order, among %zu flood frames (%.1f MiB offered, "
-                  "%s)\n",
-                  PAUSE_SMALL, floods, (double)sent / (1 << 20), stalled ? "F stalled" : "all taken");
+    print_message(
+        "  D read G's %d small frames in order, among %zu flood frames (%.1f MiB offered, "
+        "%s)\n",
+        PAUSE_SMALL, floods, (double)sent / (1 << 20), stalled ? "F stalled" : "all taken");
     survived(f);
 }
 
