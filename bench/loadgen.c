@@ -374,11 +374,13 @@ static void write_json(FILE *f, const struct loadgen *lg, const struct figures *
         fputs("null", f);
     if (lg->usage_samples == 2) {
         const struct proc_usage *a = &lg->usage[0], *b = &lg->usage[1];
-        fprintf(f,
-                ",\"router_window\":{\"cpu_s\":%.3f,\"syscr\":%lld,\"syscw\":%lld,"
-                "\"ctxt\":%lld,\"frames\":%llu}",
-                b->cpu_s - a->cpu_s, b->syscr - a->syscr, b->syscw - a->syscw, b->ctxt - a->ctxt,
-                (unsigned long long)lg->window_frames);
+        fprintf(f, ",\"router_window\":{\"cpu_s\":%.3f,\"syscr\":%lld,\"syscw\":%lld,\"ctxt\":",
+                b->cpu_s - a->cpu_s, b->syscr - a->syscr, b->syscw - a->syscw);
+        if (a->ctxt >= 0 && b->ctxt >= 0)
+            fprintf(f, "%lld", b->ctxt - a->ctxt);
+        else
+            fputs("null", f);
+        fprintf(f, ",\"frames\":%llu}", (unsigned long long)lg->window_frames);
     }
     fprintf(f, ",\"loadgen_cpu_s\":%.3f,\"elapsed_s\":%.3f}\n", fig->cpu_s, fig->elapsed_s);
 }

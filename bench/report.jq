@@ -76,7 +76,7 @@ def summarize:
         # Over the measured window only (loadgen reads the router's /proc as it opens and shuts).
         reads_per_frame: ($ok | map(.router_window | select(. != null and .frames > 0) | .syscr / .frames) | med),
         writes_per_frame: ($ok | map(.router_window | select(. != null and .frames > 0) | .syscw / .frames) | med),
-        switches_per_frame: ($ok | map(.router_window | select(. != null and .frames > 0) | .ctxt / .frames) | med),
+        switches_per_frame: ($ok | map(.router_window | select(. != null and .frames > 0 and .ctxt != null) | .ctxt / .frames) | med),
         cpu_us_per_frame: ($ok | map(.router_window | select(. != null and .frames > 0) | .cpu_s * 1e6 / .frames) | med),
         crossed_share: ([$all[] | .router_stats | select(. != null and .routed != null and .routed > 0)]
             | if length == 0 then null else (map(.crossed) | add) / (map(.routed) | add) end),

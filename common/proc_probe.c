@@ -74,7 +74,7 @@ static long long field_of(const char *path, const char *key)
     return v;
 }
 
-int proc_usage(pid_t pid, struct proc_usage *u)
+int proc_usage(pid_t pid, struct proc_usage *u, bool switches)
 {
     char path[96], text[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -95,7 +95,9 @@ int proc_usage(pid_t pid, struct proc_usage *u)
     u->syscr = field_of(path, "syscr");
     u->syscw = field_of(path, "syscw");
 
-    u->ctxt = 0;
+    u->ctxt = switches ? 0 : -1;
+    if (!switches)
+        return u->syscr < 0 || u->syscw < 0 ? -1 : 0;
     snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
     DIR *d = opendir(path);
     if (!d)

@@ -1,5 +1,8 @@
 /* channel.c - see channel.h. One mutex guards the ring; two condition variables say why a
- * thread waits, so a send wakes only receivers and a receive wakes only senders. */
+ * thread waits, so a send wakes only receivers and a receive wakes only senders, and no more
+ * of them than it freed slots: with 10,000 senders waiting on a full inbox, a broadcast would
+ * wake them all to find room for a few (measured: 12 s to take 10,000 clients' last messages,
+ * every core in futex calls). */
 #include "channel.h"
 
 #include <errno.h>
@@ -104,7 +107,9 @@ int channel_send(struct channel *ch, const void *item, int timeout_ms)
             rc = CHANNEL_TIMEOUT;
             break;
         }
+        ch->senders_waiting++;
         time_is_up = !wait_on(ch, &ch->not_full, timeout_ms, &deadline);
+        ch->senders_waiting--;
     }
     pthread_mutex_unlock(&ch->lock);
     return rc;
@@ -131,10 +136,8 @@ static int take(struct channel *ch, void *items, size_t max, int timeout_ms, siz
                 ch->head = (ch->head + 1) % ch->capacity;
             }
             ch->len -= n;
-            if (n == 1)
+            for (size_t woken = 0; woken < n && woken < ch->senders_waiting; woken++)
                 pthread_cond_signal(&ch->not_full);
-            else
-                pthread_cond_broadcast(&ch->not_full);
             rc = (int)n;
             break;
         }

@@ -37,7 +37,8 @@ struct channel {
     pthread_cond_t not_full;  /* senders wait here */
     unsigned char *ring;      /* capacity slots of item_size bytes */
     size_t item_size, capacity;
-    size_t head, len; /* the oldest item is in slot head; len items are queued */
+    size_t head, len;       /* the oldest item is in slot head; len items are queued */
+    size_t senders_waiting; /* asleep in not_full: a receive wakes one per slot it frees */
     bool closed;
 };
 

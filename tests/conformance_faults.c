@@ -230,7 +230,7 @@ void sigterm_right_after_listening_exits_zero_every_time(void **state)
 static long cpu_ms(pid_t pid)
 {
     struct proc_usage u;
-    return proc_usage(pid, &u) == 0 ? (long)(u.cpu_s * 1000) : -1;
+    return proc_usage(pid, &u, false) == 0 ? (long)(u.cpu_s * 1000) : -1;
 }
 
 /*
