@@ -52,7 +52,7 @@ jq -r '"router\twithout the flood\twith the flood",
 # cpu: one block per router; cross-overs where a router overtakes router-reactor for good (linear
 # interpolation between the two measured work values around its last crossing). A router that
 # ends under 1.1x the reactor is said to overtake nothing: a loop that tracks the reactor
-# within a run's noise crosses it back and forth by chance.
+# lands up to 1.07x either side of it by chance. workshop/parallelism.sh uses the same rule.
 J -r '.[] | select(.benches["cpu-0"] != null) | "\(.name | ltrimstr("router-"))\twork\trt",
     ([.benches | to_entries[] | select(.key | startswith("cpu-")) | {w: (.key | ltrimstr("cpu-") | tonumber), rt: .value.trips}
       | select(.rt != null)] | sort_by(.w)[] | "\(.w)\t\(.rt)"), "", ""' data/summary.json > data/cpu.tsv
