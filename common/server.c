@@ -17,7 +17,7 @@
 
 static const struct options *options; /* what server_start parsed */
 static int signal_fd = -1;
-static bool accept_starved;  /* out of descriptors: said once, until an accept succeeds again */
+static bool accept_starved;   /* out of descriptors: said once, until an accept succeeds again */
 static int64_t next_stats_ms; /* when --stats-interval wants the next line */
 
 static void shutdown_signals(sigset_t *set)

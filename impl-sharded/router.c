@@ -1282,7 +1282,7 @@ static unsigned online_cpus(void)
 {
     cpu_set_t set;
     long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
-                                                          : sysconf(_SC_NPROCESSORS_ONLN);
+                                                         : sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > MAX_LOOPS ? MAX_LOOPS : (unsigned)n;
 }
 
